@@ -1,0 +1,56 @@
+"""The ``wmlm`` command: extra verbs (``plugins``), else Lightning's ``fit/validate/test/predict``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from wmlm.plugins_cmd import plugins_command
+
+EXTRA_VERBS: dict[str, Callable[[list[str]], int]] = {"plugins": plugins_command}
+
+
+class WMLMCLI(LightningCLI):
+    """LightningCLI with wmlm defaults: subclass mode for model and data, and a test after ``fit``."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--test_after_fit",
+            type=bool,
+            default=True,
+            help="after fit, test the best checkpoint on the data's test split and print the table",
+        )
+
+    def after_fit(self) -> None:
+        if not self.config.get(self.subcommand, {}).get("test_after_fit", True):
+            return
+        if self.trainer.fast_dev_run or self.trainer.interrupted:
+            return
+        datamodule = self.datamodule
+        datasets = getattr(datamodule, "datasets", {})
+        if "test" in datasets and len(datasets["test"]) == 0:
+            return
+        checkpoint = self.trainer.checkpoint_callback
+        ckpt_path = "best" if checkpoint is not None and getattr(checkpoint, "best_model_path", "") else None
+        self.trainer.test(self.model, datamodule=datamodule, ckpt_path=ckpt_path)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``wmlm`` and ``python -m wmlm``; tests call ``main([...])``."""
+    argv = list(sys.argv[1:] if args is None else args)
+    if argv and argv[0] in EXTRA_VERBS:
+        return EXTRA_VERBS[argv[0]](argv[1:])
+    WMLMCLI(
+        LightningModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        seed_everything_default=0,
+        args=argv,
+        auto_configure_optimizers=False,
+        parser_kwargs={"description": "wmlm: train and evaluate wireless-native multimodal models"},
+    )
+    return 0

@@ -1,0 +1,157 @@
+"""``DeepSenseDataModule``: scenario folders -> windows -> train/val/test/predict loaders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+import lightning.pytorch as pl
+import numpy as np
+from torch.utils.data import DataLoader
+
+from wmlm.data.deepsense import ScenarioData, find_scenarios, load_scenarios
+from wmlm.data.table import DataError
+from wmlm.data.windows import WindowDataset, collate_batch, split_sequences, window_starts
+
+SPLITS = ("train", "val", "test")
+
+
+@runtime_checkable
+class NeedsFields(Protocol):
+    """A model that says which data fields it needs: ``{"inputs": {key: field}, "targets": {key: field}}``."""
+
+    def data_fields(self) -> dict[str, dict[str, str]]: ...
+
+
+class DeepSenseDataModule(pl.LightningDataModule):
+    """Windows of DeepSense-layout scenarios, split by sequence or by scenario.
+
+    Args:
+        root: one scenario folder, or a folder of scenario folders.
+        scenarios: names of the scenario folders to use (default: all under ``root``).
+        split: ``sequence``: every scenario's sequences (vehicle passes) are split at random into
+            train/val/test; ``scenario``: ``test_scenarios`` are the test set, the others are split by
+            sequence into train/val.
+        test_scenarios: held-out scenario names when ``split="scenario"``.
+        val_fraction: share of sequences for validation.
+        test_fraction: share of sequences for testing (``split="sequence"`` only).
+        past: input steps per window. future: target steps per window.
+        batch_size: windows per batch. num_workers: DataLoader workers.
+        seed: seed of the sequence split (independent of the training seed).
+        inputs: ``{batch key: field}``; by default asked from the model (``data_fields()``).
+        targets: ``{target key: field}``; by default asked from the model.
+        predict_split: which split ``predict`` runs on.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        scenarios: list[str] | None = None,
+        split: Literal["sequence", "scenario"] = "sequence",
+        test_scenarios: list[str] | None = None,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        past: int = 5,
+        future: int = 3,
+        batch_size: int = 256,
+        num_workers: int = 0,
+        seed: int = 0,
+        inputs: dict[str, str] | None = None,
+        targets: dict[str, str] | None = None,
+        predict_split: Literal["train", "val", "test"] = "test",
+    ) -> None:
+        super().__init__()
+        if split == "scenario" and not test_scenarios:
+            raise ValueError("data: split='scenario' needs test_scenarios (the held-out scenario names)")
+        if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+            raise ValueError(
+                f"data: val_fraction={val_fraction} and test_fraction={test_fraction} must be in [0, 1) "
+                "and leave sequences for training"
+            )
+        self.root = Path(root)
+        self.scenarios = scenarios
+        self.split = split
+        self.test_scenarios = list(test_scenarios or [])
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.past, self.future = past, future
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.seed = seed
+        self.inputs, self.targets = inputs, targets
+        self.predict_split = predict_split
+        self.datasets: dict[str, WindowDataset] = {}
+        self.scenario_names: list[str] = []
+
+    def _fields(self) -> tuple[dict[str, str], dict[str, str]]:
+        inputs, targets = self.inputs, self.targets
+        if inputs is None or targets is None:
+            model = self.trainer.lightning_module if self.trainer is not None else None
+            if not isinstance(model, NeedsFields):
+                raise ValueError(
+                    "data: set data.inputs and data.targets, or use a model with data_fields() (e.g. wmlm.WMLM)"
+                )
+            wanted = model.data_fields()
+            inputs = inputs if inputs is not None else wanted["inputs"]
+            targets = targets if targets is not None else wanted["targets"]
+        return dict(inputs), dict(targets)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        inputs, targets = self._fields()
+        names = self.scenarios
+        if self.split == "scenario":
+            available = [p.name for p in find_scenarios(self.root, names)]
+            unknown = [n for n in self.test_scenarios if n not in available]
+            if unknown:
+                raise DataError(f"data.test_scenarios: unknown scenario(s) {unknown}; available: {available}")
+        scenarios = load_scenarios(self.root, [*inputs.values(), *targets.values()], names)
+        self.scenario_names = [s.name for s in scenarios]
+        starts = self._split_starts(scenarios)
+        for split in SPLITS:
+            self.datasets[split] = WindowDataset(scenarios, starts[split], inputs, targets, self.past, self.future)
+        if len(self.datasets["train"]) == 0:
+            raise DataError(
+                f"data: no training window of {self.past}+{self.future} samples inside one sequence in {self.root}"
+            )
+
+    def _split_starts(self, scenarios: list[ScenarioData]) -> dict[str, np.ndarray]:
+        """``{split: [W, 2] (scenario position, first row)}``."""
+        per_split: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
+        for position, scenario in enumerate(scenarios):
+            first_rows = window_starts(scenario.sequence, self.past, self.future)
+            if self.split == "scenario" and scenario.name in self.test_scenarios:
+                row_split = {"test": np.ones(len(scenario), bool)}
+            else:
+                fractions = {"val": self.val_fraction}
+                if self.split == "sequence":
+                    fractions["test"] = self.test_fraction
+                row_split = split_sequences(scenario, fractions, self.seed)
+            for split, rows in row_split.items():
+                chosen = first_rows[rows[first_rows]]
+                per_split[split].append(np.stack([np.full(len(chosen), position), chosen], axis=1))
+        return {
+            split: np.concatenate(parts).astype(np.int64) if parts else np.zeros((0, 2), np.int64)
+            for split, parts in per_split.items()
+        }
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=collate_batch,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.predict_split, shuffle=False)

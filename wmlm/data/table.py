@@ -1,0 +1,129 @@
+"""``ScenarioTable``: one scenario CSV in the DeepSense layout, with safe path resolution."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """Bad or missing input data; the message names the file, row and column involved."""
+
+
+@dataclass(frozen=True)
+class ScenarioTable:
+    """The rows of ``<root>/<name>.csv``; cells stay strings until a reader parses them.
+
+    Attributes:
+        name: scenario name (folder name), e.g. ``scenario9``.
+        root: the scenario folder; relative paths in cells are resolved against it.
+        csv_path: the CSV file.
+        header: column names in file order (may contain an empty name, as the official files do).
+        rows: cell strings, one tuple per data row, in file order.
+    """
+
+    name: str
+    root: Path
+    csv_path: Path
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+    @classmethod
+    def from_folder(cls, root: Path | str) -> ScenarioTable:
+        """Read ``root/<folder name>.csv`` (or the only ``*.csv`` in ``root``)."""
+        root = Path(root)
+        if not root.is_dir():
+            raise DataError(f"scenario folder {root} does not exist or is not a folder")
+        csv_path = root / f"{root.name}.csv"
+        if not csv_path.is_file():
+            candidates = sorted(root.glob("*.csv"))
+            if len(candidates) != 1:
+                raise DataError(
+                    f"scenario folder {root}: expected {csv_path.name} (or exactly one *.csv), "
+                    f"found {[c.name for c in candidates]}"
+                )
+            csv_path = candidates[0]
+        with csv_path.open(newline="") as handle:
+            reader = csv.reader(handle)
+            try:
+                header = tuple(name.strip() for name in next(reader))
+            except StopIteration:
+                raise DataError(f"{csv_path}: the file is empty (no header row)") from None
+            rows = []
+            for line_number, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise DataError(
+                        f"{csv_path}, line {line_number}: {len(row)} cells, expected {len(header)} (one per column)"
+                    )
+                rows.append(tuple(cell.strip() for cell in row))
+        if not rows:
+            raise DataError(f"{csv_path}: no data rows")
+        return cls(root.name, root, csv_path, header, tuple(rows))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def find_column(self, *candidates: str) -> str | None:
+        """The first of ``candidates`` present in the header, or None."""
+        for name in candidates:
+            if name in self.header:
+                return name
+        return None
+
+    def column(self, *candidates: str) -> tuple[str, list[str]]:
+        """``(name, cells)`` of the first present candidate column; a clear error if none is present."""
+        name = self.find_column(*candidates)
+        if name is None:
+            raise DataError(
+                f"{self.csv_path}: none of the columns {list(candidates)} is present; "
+                f"columns are {[h for h in self.header if h]}"
+            )
+        position = self.header.index(name)
+        return name, [row[position] for row in self.rows]
+
+    def integers(self, *candidates: str) -> np.ndarray:
+        """An integer column as ``[N] int64``; names the row of a cell that is not an integer."""
+        name, cells = self.column(*candidates)
+        values = np.empty(len(cells), dtype=np.int64)
+        for i, cell in enumerate(cells):
+            try:
+                values[i] = _parse_int(cell)
+            except ValueError:
+                raise DataError(
+                    f"{self.csv_path}, row {i + 1} (line {i + 2}), column {name!r}: expected an integer, got {cell!r}"
+                ) from None
+        return values
+
+    def resolve(self, column: str, row: int, cell: str) -> Path:
+        """The file a path cell points to, which must exist and stay inside the scenario folder."""
+        where = f"{self.csv_path}, row {row + 1} (line {row + 2}), column {column!r}"
+        if not cell:
+            raise DataError(f"{where}: the path cell is empty")
+        path = (self.root / cell).resolve()
+        root = self.root.resolve()
+        if root not in path.parents:
+            raise DataError(f"{where}: path {cell!r} points outside the scenario folder {self.root}; refused")
+        if not path.is_file():
+            raise DataError(f"{where}: file {path} is missing")
+        return path
+
+    def paths(self, *candidates: str) -> list[Path]:
+        """Resolved file paths of the first present candidate column, one per row."""
+        name, cells = self.column(*candidates)
+        return [self.resolve(name, i, cell) for i, cell in enumerate(cells)]
+
+
+def _parse_int(cell: str) -> int:
+    """``"3"`` or ``"3.0"`` -> 3; anything else raises ``ValueError``."""
+    try:
+        return int(cell)
+    except ValueError:
+        value = float(cell)
+        if not value.is_integer():
+            raise
+        return int(value)

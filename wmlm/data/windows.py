@@ -1,0 +1,117 @@
+"""Windows of ``past`` input steps and ``future`` target steps that never cross a sequence."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from wmlm.data.deepsense import ScenarioData
+
+
+def run_ids(sequence: np.ndarray) -> np.ndarray:
+    """``[N]`` id of each maximal run of consecutive rows sharing one ``seq_index``."""
+    change = np.ones(len(sequence), dtype=bool)
+    change[1:] = sequence[1:] != sequence[:-1]
+    return np.cumsum(change) - 1
+
+
+def window_starts(sequence: np.ndarray, past: int, future: int) -> np.ndarray:
+    """``[W]`` first rows of the windows of ``past + future`` consecutive rows inside one sequence run."""
+    if past < 1 or future < 0:
+        raise ValueError(f"windows need past >= 1 and future >= 0, got past={past}, future={future}")
+    length = past + future
+    if len(sequence) < length:
+        return np.zeros(0, dtype=np.int64)
+    runs = run_ids(sequence)
+    starts = np.arange(len(sequence) - length + 1)
+    return starts[runs[starts] == runs[starts + length - 1]].astype(np.int64)
+
+
+def split_sequences(
+    scenario: ScenarioData, fractions: Mapping[str, float], seed: int
+) -> dict[str, np.ndarray]:
+    """Assign whole sequence runs of one scenario to splits at random (seeded per scenario name).
+
+    ``fractions`` maps split names to shares of the runs (e.g. ``{"test": 0.2, "val": 0.1}``); the
+    remaining runs go to ``"train"``, which keeps at least one run. Returns ``{split: [N] bool row mask}``.
+    """
+    runs = run_ids(scenario.sequence)
+    num_runs = int(runs[-1]) + 1 if len(runs) else 0
+    order = np.random.default_rng([seed, zlib.crc32(scenario.name.encode())]).permutation(num_runs)
+    masks: dict[str, np.ndarray] = {}
+    taken = 0
+    for split, fraction in fractions.items():
+        count = min(int(round(fraction * num_runs)), max(num_runs - 1 - taken, 0))
+        masks[split] = np.isin(runs, order[taken : taken + count])
+        taken += count
+    masks["train"] = np.isin(runs, order[taken:])
+    return masks
+
+
+class WindowDataset(Dataset):
+    """Windows over one or more scenarios, served as ready batches through ``__getitems__``.
+
+    A sample (``dataset[i]``) and a batch share one layout; batches add a leading ``B``:
+    ``{key: [P, ...] inputs per batch key, "mask": {key: [P] bool}, "target": {key: [F, ...]},
+    "index": CSV index of the last past row, "scenario_id": position in ``scenario_names``}``.
+
+    Args:
+        scenarios: the loaded scenarios (fields must include every input and target field).
+        starts: ``[W, 2] int64`` rows of (scenario position, first row of the window).
+        inputs: ``{batch key: field}`` for past steps, e.g. ``{"beam": "beam_power"}``.
+        targets: ``{target key: field}`` for future steps, e.g. ``{"beam": "beam_label"}``.
+        past, future: window lengths in samples.
+    """
+
+    def __init__(
+        self,
+        scenarios: Sequence[ScenarioData],
+        starts: np.ndarray,
+        inputs: Mapping[str, str],
+        targets: Mapping[str, str],
+        past: int,
+        future: int,
+    ) -> None:
+        self.scenario_names = [s.name for s in scenarios]
+        self.inputs = dict(inputs)
+        self.targets = dict(targets)
+        self.past, self.future = past, future
+        # one flat table over all scenarios, so a batch is a handful of fancy-indexing calls
+        offsets = np.cumsum([0] + [len(s) for s in scenarios])
+        self.starts = (offsets[starts[:, 0]] + starts[:, 1]).astype(np.int64) if len(starts) else np.zeros(0, np.int64)
+        self.scenario_of_window = starts[:, 0].astype(np.int64) if len(starts) else np.zeros(0, np.int64)
+        needed = set(self.inputs.values()) | set(self.targets.values())
+        self.fields = {f: torch.from_numpy(np.concatenate([s.fields[f] for s in scenarios])) for f in needed}
+        self.index = torch.from_numpy(np.concatenate([s.index for s in scenarios]))
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitems__(self, indices: Sequence[int]) -> dict:
+        first = torch.from_numpy(self.starts[np.asarray(indices, dtype=np.int64)])
+        past_rows = first[:, None] + torch.arange(self.past)
+        future_rows = first[:, None] + self.past + torch.arange(self.future)
+        batch: dict = {key: self.fields[field][past_rows] for key, field in self.inputs.items()}
+        batch["mask"] = {key: torch.ones(past_rows.shape, dtype=torch.bool) for key in self.inputs}
+        batch["target"] = {key: self.fields[field][future_rows] for key, field in self.targets.items()}
+        batch["index"] = self.index[past_rows[:, -1]]
+        batch["scenario_id"] = torch.from_numpy(self.scenario_of_window[np.asarray(indices, dtype=np.int64)])
+        return batch
+
+    def __getitem__(self, i: int) -> dict:
+        batch = self.__getitems__([i])
+        return _unbatch(batch)
+
+
+def _unbatch(batch: dict) -> dict:
+    return {k: _unbatch(v) if isinstance(v, dict) else v[0] for k, v in batch.items()}
+
+
+def collate_batch(batch: dict) -> dict:
+    """``collate_fn`` for ``WindowDataset``: its ``__getitems__`` already returns a collated batch."""
+    return batch
+

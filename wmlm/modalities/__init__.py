@@ -1,0 +1,7 @@
+"""Built-in modalities; each registers itself through the ``wmlm_register_modalities`` hook."""
+
+from wmlm.modalities.base import Modality
+from wmlm.modalities.beam import BeamModality
+from wmlm.modalities.gps import GpsModality
+
+__all__ = ["BeamModality", "GpsModality", "Modality"]

@@ -1,0 +1,294 @@
+"""``WMLM``: the two-stage LightningModule (anchor alignment, then multi-head causal adaptation)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from torch import Tensor, nn
+
+from wmlm.heads.base import TaskHead
+from wmlm.model.align import AnchorAlignment, alignment_pairs
+from wmlm.model.backbone import CausalTransformer, get_preset
+from wmlm.model.checkpoint import load_matching_weights
+from wmlm.model.prediction_writer import PredictionWriter
+from wmlm.modalities.base import Modality
+from wmlm.registry import get_head, get_modality
+
+log = logging.getLogger(__name__)
+Stage = Literal["align", "adapt"]
+
+
+def _make_modality(spec: str | Modality) -> Modality:
+    return get_modality(spec)() if isinstance(spec, str) else spec
+
+
+def _make_head(spec: str | TaskHead) -> TaskHead:
+    return get_head(spec)() if isinstance(spec, str) else spec
+
+
+class WMLM(pl.LightningModule):
+    """Wireless-native multimodal model trained in two stages within one ``fit``.
+
+    Epochs ``[0, align_epochs)`` align every modality's per-step embedding to the anchor's with a
+    symmetric InfoNCE loss; the next ``adapt_epochs`` train the fused-embedding causal transformer and the
+    task heads. The trainer's ``max_epochs`` is set to ``align_epochs + adapt_epochs``.
+
+    Args:
+        modalities: modality names (registered) or ``Modality`` objects; order fixes nothing but logs.
+        anchor: the anchor modality name, or a list of names for joint anchors.
+        heads: head names (registered) or ``TaskHead`` objects (e.g. a user subclass by ``class_path``).
+        loss_weights: ``{head name: weight}`` of the adaptation loss; missing heads weigh 1.
+        preset: backbone size (``wmlm.model.backbone.PRESETS``).
+        embed_dim: width of the shared per-step embedding space (the alignment space).
+        past: input steps per window. future: predicted steps per window.
+        align_epochs: epochs of stage 1 (0 skips it). adapt_epochs: epochs of stage 2 (0 skips it).
+        freeze_encoders: keep modality encoders fixed during stage 2.
+        init_from: checkpoint whose matching weights initialise the model (e.g. a stage-1 run).
+        lr: peak AdamW learning rate (warm-up then cosine decay, restarted for each stage).
+        weight_decay: AdamW weight decay.
+        warmup_fraction: share of each stage's steps spent warming up.
+        dropout: backbone dropout.
+        monitor: metric that selects the best checkpoint. monitor_mode: ``min`` or ``max``.
+        predictions_dir: where ``wmlm predict`` writes CSVs (default: the run's log dir).
+    """
+
+    def __init__(
+        self,
+        modalities: Sequence[str | Modality] = ("beam", "gps"),
+        anchor: str | list[str] = "beam",
+        heads: Sequence[str | TaskHead] = ("beam",),
+        loss_weights: dict[str, float] | None = None,
+        preset: str = "small",
+        embed_dim: int = 128,
+        past: int = 5,
+        future: int = 3,
+        align_epochs: int = 5,
+        adapt_epochs: int = 20,
+        freeze_encoders: bool = False,
+        init_from: str | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        warmup_fraction: float = 0.05,
+        dropout: float = 0.1,
+        monitor: str = "val/loss",
+        monitor_mode: Literal["min", "max"] = "min",
+        predictions_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=[] if _plain(modalities, heads) else ["modalities", "heads"])
+        self.modality_specs = {m.name: m for m in map(_make_modality, modalities)}
+        if not self.modality_specs:
+            raise ValueError("model.modalities: at least one modality is needed")
+        self.anchors = [anchor] if isinstance(anchor, str) else list(anchor)
+        unknown = [a for a in self.anchors if a not in self.modality_specs]
+        if unknown:
+            raise ValueError(
+                f"model.anchor: {unknown} not among model.modalities {list(self.modality_specs)}"
+            )
+        if align_epochs < 0 or adapt_epochs < 0 or align_epochs + adapt_epochs == 0:
+            raise ValueError(f"model: need align_epochs, adapt_epochs >= 0 and not both 0, got {align_epochs}, {adapt_epochs}")
+        self.pairs = alignment_pairs(list(self.modality_specs), self.anchors)
+        if align_epochs > 0 and not self.pairs:
+            raise ValueError(
+                "model: the alignment stage needs a modality besides the anchor; set align_epochs: 0 "
+                f"or add a modality (modalities={list(self.modality_specs)}, anchor={self.anchors})"
+            )
+        self.past, self.future = past, future
+        self.align_epochs, self.adapt_epochs = align_epochs, adapt_epochs
+        self.freeze_encoders = freeze_encoders
+        self.init_from = init_from
+        self.lr, self.weight_decay, self.warmup_fraction = lr, weight_decay, warmup_fraction
+        self.monitor, self.monitor_mode = monitor, monitor_mode
+        self.predictions_dir = predictions_dir
+
+        preset_cfg = get_preset(preset)
+        if past > preset_cfg.max_steps:
+            raise ValueError(f"model.past={past} exceeds preset {preset!r} max_steps={preset_cfg.max_steps}")
+        self.encoders = nn.ModuleDict({n: m.build_encoder(embed_dim) for n, m in self.modality_specs.items()})
+        self.alignment = AnchorAlignment(self.pairs)
+        # one projection per modality, summed over the modalities present at a step: equal to
+        # concatenation + linear when all are present, and still defined when one is missing
+        self.fusion = nn.ModuleDict({n: nn.Linear(embed_dim, preset_cfg.width) for n in self.modality_specs})
+        self.backbone = CausalTransformer(preset_cfg, dropout=dropout)
+        head_list = [_make_head(h) for h in heads]
+        if not head_list and adapt_epochs > 0:
+            raise ValueError("model.heads: the adaptation stage needs at least one head")
+        self.heads = nn.ModuleDict()
+        for head in head_list:
+            if head.name in self.heads:
+                raise ValueError(f"model.heads: two heads are named {head.name!r}; pass name=... to one of them")
+            head.build(preset_cfg.width, past, future)
+            self.heads[head.name] = head
+        self.loss_weights = {h: 1.0 for h in self.heads} | dict(loss_weights or {})
+        extra = set(self.loss_weights) - set(self.heads)
+        if extra:
+            raise ValueError(f"model.loss_weights: {sorted(extra)} are not heads; heads are {list(self.heads)}")
+        self.val_metrics = nn.ModuleDict({h: head.metrics().clone(prefix=f"val/{h}/") for h, head in self.heads.items()})
+        self.test_metrics = nn.ModuleDict({h: head.metrics().clone(prefix=f"test/{h}/") for h, head in self.heads.items()})
+
+    # ----------------------------------------------------------------------------------- data contract
+    def data_fields(self) -> dict[str, dict[str, str]]:
+        """``{"inputs": {modality: field}, "targets": {target key: field}}`` this model trains on."""
+        targets: dict[str, str] = {}
+        for head in self.heads.values():
+            for key, field in head.target_fields.items():
+                if targets.setdefault(key, field) != field:
+                    raise ValueError(f"heads disagree on target {key!r}: fields {targets[key]!r} and {field!r}")
+        return {"inputs": {n: m.field for n, m in self.modality_specs.items()}, "targets": targets}
+
+    # ----------------------------------------------------------------------------------- forward
+    @property
+    def stage(self) -> Stage:
+        """``align`` during the first ``align_epochs`` epochs, then ``adapt``."""
+        return "align" if self.current_epoch < self.align_epochs else "adapt"
+
+    def embed(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """Per-step embeddings ``{modality: [B, P, embed_dim]}`` of the modalities present in ``batch``."""
+        out = {}
+        for name, spec in self.modality_specs.items():
+            if name not in batch:
+                continue
+            spec.validate(batch[name])
+            out[name] = self.encoders[name](batch[name])
+        if not out:
+            raise ValueError(f"batch holds none of the model's modalities {list(self.modality_specs)}")
+        return out
+
+    def fuse(self, embeddings: dict[str, Tensor], masks: dict[str, Tensor]) -> Tensor:
+        """``[B, P, width]``: sum of projected embeddings over the modalities present at each step."""
+        fused = None
+        for name, z in embeddings.items():
+            mask = masks.get(name)
+            part = self.fusion[name](z)
+            if mask is not None:
+                part = part * mask.unsqueeze(-1).to(part.dtype)
+            fused = part if fused is None else fused + part
+        assert fused is not None
+        return fused
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """Outputs of every head, ``{head: outputs}``, for a batch of windows."""
+        embeddings = self.embed(batch)
+        hidden = self.backbone(self.fuse(embeddings, batch.get("mask", {})))
+        return {name: head(hidden, batch) for name, head in self.heads.items()}
+
+    def _masks(self, batch: dict[str, Any], embeddings: dict[str, Tensor]) -> dict[str, Tensor]:
+        masks = batch.get("mask", {})
+        return {m: masks.get(m, torch.ones(z.shape[:2], dtype=torch.bool, device=z.device)) for m, z in embeddings.items()}
+
+    def _head_losses(self, outputs: dict[str, Tensor], batch: dict[str, Any]) -> dict[str, Tensor]:
+        for key, target in batch["target"].items():
+            if target.shape[1] != self.future:
+                raise ValueError(f"target {key!r} has {target.shape[1]} future steps, model.future is {self.future}")
+        losses = {name: self.heads[name].loss(out, batch) for name, out in outputs.items()}
+        losses["loss"] = sum(self.loss_weights[n] * losses[n] for n in self.heads)
+        return losses
+
+    # ----------------------------------------------------------------------------------- steps
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        batch_size = len(batch["index"])
+        embeddings = self.embed(batch)
+        if self.stage == "align":
+            losses = self.alignment(embeddings, self._masks(batch, embeddings))
+            self.log_dict({f"align/{k}": v for k, v in losses.items() if k != "loss"}, batch_size=batch_size)
+            self.log("align/loss", losses["loss"], prog_bar=True, batch_size=batch_size)
+            for a, m in self.pairs:
+                self.log(f"align/logit_scale/{a}__{m}", self.alignment.logit_scale(a, m), batch_size=batch_size)
+            return losses["loss"]
+        hidden = self.backbone(self.fuse(embeddings, batch.get("mask", {})))
+        outputs = {name: head(hidden, batch) for name, head in self.heads.items()}
+        losses = self._head_losses(outputs, batch)
+        self.log_dict({f"train/{k}/loss": v for k, v in losses.items() if k != "loss"}, batch_size=batch_size)
+        self.log("train/loss", losses["loss"], prog_bar=True, batch_size=batch_size)
+        return losses["loss"]
+
+    def _evaluate(self, batch: dict[str, Any], split: str, metrics: nn.ModuleDict) -> None:
+        batch_size = len(batch["index"])
+        embeddings = self.embed(batch)
+        if self.pairs and split == "val":
+            align = self.alignment(embeddings, self._masks(batch, embeddings))
+            self.log("val/align_loss", align["loss"], batch_size=batch_size)
+        if not self.heads:
+            return
+        hidden = self.backbone(self.fuse(embeddings, batch.get("mask", {})))
+        outputs = {name: head(hidden, batch) for name, head in self.heads.items()}
+        losses = self._head_losses(outputs, batch)
+        self.log_dict({f"{split}/{k}/loss": v for k, v in losses.items() if k != "loss"}, batch_size=batch_size)
+        self.log(f"{split}/loss", losses["loss"], prog_bar=split == "val", batch_size=batch_size)
+        for name, head in self.heads.items():
+            preds, target = head.metric_inputs(outputs[name], batch)
+            metrics[name].update(preds, target)
+            self.log_dict(metrics[name], batch_size=batch_size)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_metrics)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, "test", self.test_metrics)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        outputs = self(batch)
+        return {
+            "index": batch["index"],
+            "scenario_id": batch["scenario_id"],
+            "heads": {name: self.heads[name].predictions(out) for name, out in outputs.items()},
+        }
+
+    # ----------------------------------------------------------------------------------- stages
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            total = self.align_epochs + self.adapt_epochs
+            if self.trainer.max_epochs not in (None, -1, total) and not self.trainer.fast_dev_run:
+                log.warning("trainer.max_epochs=%s replaced by align_epochs + adapt_epochs = %d", self.trainer.max_epochs, total)
+            self.trainer.fit_loop.max_epochs = total
+            if self.init_from:
+                load_matching_weights(self, Path(self.init_from))
+        world = self.trainer.world_size if self._trainer is not None else 1
+        self.alignment.set_world(self.global_rank, world)
+
+    def on_train_epoch_start(self) -> None:
+        train_encoders = self.stage == "align" or not self.freeze_encoders
+        self.encoders.requires_grad_(train_encoders)
+        self.alignment.requires_grad_(self.stage == "align")
+        if self.current_epoch == self.align_epochs and self.align_epochs > 0:
+            log.info("stage 2 (adaptation) starts at epoch %d", self.current_epoch)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        total_steps = max(int(self.trainer.estimated_stepping_batches), 1)
+        epochs = max(self.align_epochs + self.adapt_epochs, 1)
+        steps_per_epoch = max(math.ceil(total_steps / epochs), 1)
+        boundary = self.align_epochs * steps_per_epoch
+        stage_lengths = (max(boundary, 1), max(total_steps - boundary, 1))
+        warmup = self.warmup_fraction
+
+        def factor(step: int) -> float:
+            # warm-up then cosine decay, restarted at the stage boundary
+            in_adapt = step >= boundary
+            length = stage_lengths[1] if in_adapt else stage_lengths[0]
+            position = (step - boundary if in_adapt else step) / length
+            if position < warmup:
+                return max(position / warmup, 1e-3)
+            return 0.5 * (1 + math.cos(math.pi * min((position - warmup) / max(1 - warmup, 1e-9), 1.0)))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def configure_callbacks(self) -> list[Callback]:
+        checkpoint = ModelCheckpoint(
+            monitor=self.monitor, mode=self.monitor_mode, save_last=True, filename="best-epoch{epoch:02d}",
+            auto_insert_metric_name=False,
+        )
+        return [checkpoint, PredictionWriter(self.predictions_dir)]
+
+
+def _plain(modalities: Sequence[Any], heads: Sequence[Any]) -> bool:
+    """True when every spec is a plain name, so hyperparameters stay plain data."""
+    return all(isinstance(x, str) for x in [*modalities, *heads])
