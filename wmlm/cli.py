@@ -8,6 +8,7 @@ from collections.abc import Callable
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from wmlm.model.prediction_writer import PredictionWriter
 from wmlm.plugins_cmd import plugins_command
 
 EXTRA_VERBS: dict[str, Callable[[list[str]], int]] = {"plugins": plugins_command}
@@ -23,6 +24,15 @@ class WMLMCLI(LightningCLI):
             default=True,
             help="after fit, test the best checkpoint on the data's test split and print the table",
         )
+        parser.add_argument(
+            "--predictions_dir",
+            type=str | None,
+            default=None,
+            help="predict: folder for the prediction CSVs (default: <run log dir>/predictions)",
+        )
+
+    def before_predict(self) -> None:
+        self.trainer.callbacks.append(PredictionWriter(self.config[self.subcommand].get("predictions_dir")))
 
     def after_fit(self) -> None:
         if not self.config.get(self.subcommand, {}).get("test_after_fit", True):
@@ -38,19 +48,24 @@ class WMLMCLI(LightningCLI):
         self.trainer.test(self.model, datamodule=datamodule, ckpt_path=ckpt_path)
 
 
-def main(args: list[str] | None = None) -> int:
-    """Entry point of ``wmlm`` and ``python -m wmlm``; tests call ``main([...])``."""
-    argv = list(sys.argv[1:] if args is None else args)
-    if argv and argv[0] in EXTRA_VERBS:
-        return EXTRA_VERBS[argv[0]](argv[1:])
-    WMLMCLI(
+def run(args: list[str]) -> WMLMCLI:
+    """Parse ``args`` and run the Lightning subcommand; returns the CLI (its ``trainer``, ``model``, ...)."""
+    return WMLMCLI(
         LightningModule,
         LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
         seed_everything_default=0,
-        args=argv,
+        args=args,
         auto_configure_optimizers=False,
         parser_kwargs={"description": "wmlm: train and evaluate wireless-native multimodal models"},
     )
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``wmlm`` and ``python -m wmlm``; tests call ``main([...])``. Returns the exit code."""
+    argv = list(sys.argv[1:] if args is None else args)
+    if argv and argv[0] in EXTRA_VERBS:
+        return EXTRA_VERBS[argv[0]](argv[1:])
+    run(argv)
     return 0

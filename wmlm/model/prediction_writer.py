@@ -61,7 +61,7 @@ class PredictionWriter(BasePredictionWriter):
 
     def _write(self, path: Path, header: list[str], index: torch.Tensor, columns: list[torch.Tensor]) -> None:
         if path.exists():
-            raise FileExistsError(f"{path} exists; choose another model.predictions_dir or remove it")
+            raise FileExistsError(f"{path} exists; choose another --predictions_dir or remove it")
         with path.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(header)

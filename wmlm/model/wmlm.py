@@ -17,7 +17,6 @@ from wmlm.heads.base import TaskHead
 from wmlm.model.align import AnchorAlignment, alignment_pairs
 from wmlm.model.backbone import CausalTransformer, get_preset
 from wmlm.model.checkpoint import load_matching_weights
-from wmlm.model.prediction_writer import PredictionWriter
 from wmlm.modalities.base import Modality
 from wmlm.registry import get_head, get_modality
 
@@ -56,7 +55,6 @@ class WMLM(pl.LightningModule):
         warmup_fraction: share of each stage's steps spent warming up.
         dropout: backbone dropout.
         monitor: metric that selects the best checkpoint. monitor_mode: ``min`` or ``max``.
-        predictions_dir: where ``wmlm predict`` writes CSVs (default: the run's log dir).
     """
 
     def __init__(
@@ -79,7 +77,6 @@ class WMLM(pl.LightningModule):
         dropout: float = 0.1,
         monitor: str = "val/loss",
         monitor_mode: Literal["min", "max"] = "min",
-        predictions_dir: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=[] if _plain(modalities, heads) else ["modalities", "heads"])
@@ -106,7 +103,6 @@ class WMLM(pl.LightningModule):
         self.init_from = init_from
         self.lr, self.weight_decay, self.warmup_fraction = lr, weight_decay, warmup_fraction
         self.monitor, self.monitor_mode = monitor, monitor_mode
-        self.predictions_dir = predictions_dir
 
         preset_cfg = get_preset(preset)
         if past > preset_cfg.max_steps:
@@ -286,7 +282,7 @@ class WMLM(pl.LightningModule):
             monitor=self.monitor, mode=self.monitor_mode, save_last=True, filename="best-epoch{epoch:02d}",
             auto_insert_metric_name=False,
         )
-        return [checkpoint, PredictionWriter(self.predictions_dir)]
+        return [checkpoint]
 
 
 def _plain(modalities: Sequence[Any], heads: Sequence[Any]) -> bool:
