@@ -33,7 +33,9 @@ def write_scenario(
     (folder / "unit1" / "mmWave_data").mkdir(parents=True)
     (folder / "unit1" / "GPS_data").mkdir(parents=True)
     (folder / "unit2" / "GPS_data").mkdir(parents=True)
-    (folder / "unit1" / "GPS_data" / "gps_location.txt").write_text(f"{BS_LAT_LON[0]:.8f}\n{BS_LAT_LON[1]:.8f}\n")
+    (folder / "unit1" / "GPS_data" / "gps_location.txt").write_text(
+        f"{BS_LAT_LON[0]:.8f}\n{BS_LAT_LON[1]:.8f}\n"
+    )
     rows, beams, powers, positions = [], [], [], []
     k = 0
     for seq, length in enumerate(sequence_lengths, start=1):
@@ -87,7 +89,9 @@ def data_root(make_scenario: Callable[..., tuple[Path, dict[str, np.ndarray]]]) 
     """A folder of three tiny scenarios (two label column spellings)."""
     make_scenario("scenario1", seed=1)
     make_scenario("scenario2", seed=2, sequence_lengths=(15, 12, 14))
-    folder, _ = make_scenario("scenario9", seed=9, label_column="unit1_beam_index", sequence_lengths=(12, 16, 13))
+    folder, _ = make_scenario(
+        "scenario9", seed=9, label_column="unit1_beam_index", sequence_lengths=(12, 16, 13)
+    )
     return folder.parent
 
 

@@ -17,8 +17,14 @@ EXAMPLES = Path(__file__).parents[1] / "examples"
 
 def fit_args(root: Path, out: Path, *extra: str) -> list[str]:
     return [
-        "fit", "--config", str(CONF / "beam_gps.yaml"),
-        "--data.init_args.root", str(root), "--trainer.default_root_dir", str(out), *extra,
+        "fit",
+        "--config",
+        str(CONF / "beam_gps.yaml"),
+        "--data.init_args.root",
+        str(root),
+        "--trainer.default_root_dir",
+        str(out),
+        *extra,
     ]
 
 
@@ -41,7 +47,14 @@ def test_fit_runs_both_stages_for_each_anchor(data_root: Path, tmp_path: Path, a
     assert cli.trainer.current_epoch == 2  # align_epochs + adapt_epochs
     scalars = logged_scalars(tmp_path / "runs")
     # stage 1 logs the alignment loss, stage 2 the head losses; validation and the final test both ran
-    for tag in ("align/loss", "train/loss", "train/beam/loss", "val/loss", "val/beam/top1_t1", "test/beam/dba"):
+    for tag in (
+        "align/loss",
+        "train/loss",
+        "train/beam/loss",
+        "val/loss",
+        "val/beam/top1_t1",
+        "test/beam/dba",
+    ):
         assert tag in scalars and all(v == v for v in scalars[tag]), tag
     assert len(scalars["align/loss"]) == 3 and len(scalars["train/loss"]) == 3  # 3 steps per stage
     assert len(scalars["val/beam/top1"]) == 2  # one validation per epoch
@@ -52,22 +65,38 @@ def test_fit_runs_both_stages_for_each_anchor(data_root: Path, tmp_path: Path, a
 
 
 def test_fit_trains_the_encoders_only_in_stage_one_when_frozen(data_root: Path, tmp_path: Path) -> None:
-    stage1 = run(fit_args(data_root, tmp_path / "s1", "--model.init_args.adapt_epochs", "0", "--test_after_fit", "false"))
+    stage1 = run(
+        fit_args(
+            data_root, tmp_path / "s1", "--model.init_args.adapt_epochs", "0", "--test_after_fit", "false"
+        )
+    )
     ckpt = next((tmp_path / "s1").rglob("last.ckpt"))
     stage1_state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     assert stage1.trainer.current_epoch == 1
-    stage2 = run(fit_args(
-        data_root, tmp_path / "s2",
-        "--model.init_args.align_epochs", "0", "--model.init_args.adapt_epochs", "2",
-        "--model.init_args.freeze_encoders", "true", "--model.init_args.init_from", str(ckpt),
-        "--test_after_fit", "false",
-    ))
+    stage2 = run(
+        fit_args(
+            data_root,
+            tmp_path / "s2",
+            "--model.init_args.align_epochs",
+            "0",
+            "--model.init_args.adapt_epochs",
+            "2",
+            "--model.init_args.freeze_encoders",
+            "true",
+            "--model.init_args.init_from",
+            str(ckpt),
+            "--test_after_fit",
+            "false",
+        )
+    )
     model = stage2.model
     for key, value in model.state_dict().items():
         if key.startswith("encoders."):
             torch.testing.assert_close(value, stage1_state[key], msg=f"{key} moved although frozen")
     backbone_moved = any(
-        not torch.equal(v, stage1_state[k]) for k, v in model.state_dict().items() if k.startswith("backbone.")
+        not torch.equal(v, stage1_state[k])
+        for k, v in model.state_dict().items()
+        if k.startswith("backbone.")
     )
     assert backbone_moved
 
@@ -76,8 +105,16 @@ def test_test_and_predict_reproduce_and_write_challenge_csv(data_root: Path, tmp
     fitted = run(fit_args(data_root, tmp_path / "runs"))
     reported = {k: float(v) for k, v in fitted.trainer.callback_metrics.items() if k.startswith("test/")}
     best = fitted.trainer.checkpoint_callback.best_model_path
-    common = ["--config", str(CONF / "beam_gps.yaml"), "--data.init_args.root", str(data_root),
-              "--trainer.default_root_dir", str(tmp_path / "eval"), "--ckpt_path", best]
+    common = [
+        "--config",
+        str(CONF / "beam_gps.yaml"),
+        "--data.init_args.root",
+        str(data_root),
+        "--trainer.default_root_dir",
+        str(tmp_path / "eval"),
+        "--ckpt_path",
+        best,
+    ]
     tested = run(["test", *common])
     again = {k: float(v) for k, v in tested.trainer.callback_metrics.items() if k.startswith("test/")}
     assert again.keys() == reported.keys()
@@ -99,7 +136,9 @@ def test_test_and_predict_reproduce_and_write_challenge_csv(data_root: Path, tmp
         run(["predict", *common, "--predictions_dir", str(out)])
 
 
-def test_print_config_output_runs_as_is(data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_print_config_output_runs_as_is(
+    data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(fit_args(data_root, tmp_path / "runs", "--print_config"))
     assert exit_info.value.code in (None, 0)
@@ -112,9 +151,17 @@ def test_print_config_output_runs_as_is(data_root: Path, tmp_path: Path, capsys:
 
 def test_user_head_by_class_path(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(EXAMPLES))
-    heads = '[beam, {class_path: custom_head.TurnHead, init_args: {tolerance: 2}}]'
-    cli = run(fit_args(data_root, tmp_path / "runs", "--model.init_args.heads", heads,
-                       "--model.init_args.loss_weights", "{beam: 1.0, turn: 0.5}"))
+    heads = "[beam, {class_path: custom_head.TurnHead, init_args: {tolerance: 2}}]"
+    cli = run(
+        fit_args(
+            data_root,
+            tmp_path / "runs",
+            "--model.init_args.heads",
+            heads,
+            "--model.init_args.loss_weights",
+            "{beam: 1.0, turn: 0.5}",
+        )
+    )
     assert type(cli.model.heads["turn"]).__name__ == "TurnHead"
     assert cli.model.heads["turn"].tolerance == 2
     metrics = cli.trainer.callback_metrics

@@ -7,9 +7,11 @@ from collections.abc import Callable
 
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from rich.console import Console
 
 from wmlm.model.prediction_writer import PredictionWriter
 from wmlm.plugins_cmd import plugins_command
+from wmlm.report import results_table
 
 EXTRA_VERBS: dict[str, Callable[[list[str]], int]] = {"plugins": plugins_command}
 
@@ -45,7 +47,10 @@ class WMLMCLI(LightningCLI):
             return
         checkpoint = self.trainer.checkpoint_callback
         ckpt_path = "best" if checkpoint is not None and getattr(checkpoint, "best_model_path", "") else None
-        self.trainer.test(self.model, datamodule=datamodule, ckpt_path=ckpt_path)
+        results = self.trainer.test(self.model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+        if results and self.trainer.is_global_zero:
+            title = f"test results of {ckpt_path or 'the last'} checkpoint"
+            Console().print(results_table(results[0], "test", title=title))
 
 
 def run(args: list[str]) -> WMLMCLI:

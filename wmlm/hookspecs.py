@@ -7,7 +7,8 @@ Third-party plugins are found through the ``wmlm`` entry-point group; built-ins 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pluggy
 

@@ -13,7 +13,9 @@ from torchmetrics import Metric
 def _select_step(preds: Tensor, target: Tensor, step: int | None) -> tuple[Tensor, Tensor]:
     """Flatten ``[B, F, C]``/``[B, F]`` to ``[N, C]``/``[N]``, keeping only future step ``step`` if given."""
     if preds.dim() != 3 or target.shape != preds.shape[:2]:
-        raise ValueError(f"expected preds [B, F, C] and target [B, F], got {list(preds.shape)} and {list(target.shape)}")
+        raise ValueError(
+            f"expected preds [B, F, C] and target [B, F], got {list(preds.shape)} and {list(target.shape)}"
+        )
     if step is not None:
         return preds[:, step], target[:, step]
     return preds.reshape(-1, preds.shape[-1]), target.reshape(-1)

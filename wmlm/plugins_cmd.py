@@ -13,7 +13,9 @@ from wmlm.registry import load_plugins
 
 
 def plugins_command(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="wmlm plugins", description="List wmlm plugins and what they register.")
+    parser = argparse.ArgumentParser(
+        prog="wmlm plugins", description="List wmlm plugins and what they register."
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     records = load_plugins().records
@@ -26,8 +28,12 @@ def plugins_command(argv: list[str]) -> int:
     for r in records:
         status = r.status if not r.error else f"{r.status}: {r.error}"
         table.add_row(
-            r.name, r.distribution, r.version, ", ".join(r.registered["modality"]),
-            ", ".join(r.registered["head"]), ", ".join(r.registered["reader"]),
+            r.name,
+            r.distribution,
+            r.version,
+            ", ".join(r.registered["modality"]),
+            ", ".join(r.registered["head"]),
+            ", ".join(r.registered["reader"]),
             f"[red]{status}[/red]" if r.status != "ok" else status,
         )
     Console().print(table)

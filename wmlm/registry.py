@@ -165,7 +165,11 @@ def _collect(pm: pluggy.PluginManager) -> Registry:
 
 
 def _make_register(registry: Registry, kind: str, record: PluginRecord) -> Any:
-    table: dict[str, Any] = {"modality": registry.modalities, "head": registry.heads, "reader": registry.readers}[kind]
+    table: dict[str, Any] = {
+        "modality": registry.modalities,
+        "head": registry.heads,
+        "reader": registry.readers,
+    }[kind]
 
     def register(item: Any) -> None:
         name = getattr(item, "name", None)

@@ -108,7 +108,9 @@ class DeepSenseDataModule(pl.LightningDataModule):
         self.scenario_names = [s.name for s in scenarios]
         starts = self._split_starts(scenarios)
         for split in SPLITS:
-            self.datasets[split] = WindowDataset(scenarios, starts[split], inputs, targets, self.past, self.future)
+            self.datasets[split] = WindowDataset(
+                scenarios, starts[split], inputs, targets, self.past, self.future
+            )
         if len(self.datasets["train"]) == 0:
             raise DataError(
                 f"data: no training window of {self.past}+{self.future} samples inside one sequence in {self.root}"

@@ -68,12 +68,16 @@ def load_scenario(folder: Path | str, fields: Iterable[str]) -> ScenarioData:
     for name in dict.fromkeys(fields):
         array = get_reader(name).read(table)
         if len(array) != len(table):
-            raise DataError(f"reader {name!r} returned {len(array)} rows for {table.csv_path}, expected {len(table)}")
+            raise DataError(
+                f"reader {name!r} returned {len(array)} rows for {table.csv_path}, expected {len(table)}"
+            )
         arrays[name] = array
     return ScenarioData(table.name, index, sequence, arrays)
 
 
-def load_scenarios(root: Path | str, fields: Iterable[str], names: Sequence[str] | None = None) -> list[ScenarioData]:
+def load_scenarios(
+    root: Path | str, fields: Iterable[str], names: Sequence[str] | None = None
+) -> list[ScenarioData]:
     """``load_scenario`` for every selected scenario folder under ``root``."""
     fields = list(fields)
     return [load_scenario(folder, fields) for folder in find_scenarios(root, names)]

@@ -142,7 +142,9 @@ class PositionReader(FieldReader):
         where = _where(table, row, column)
         lat, lon = read_numbers(path, 2, where)
         if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
-            raise DataError(f"{where}: {path} holds ({lat}, {lon}), not a latitude in [-90, 90] and longitude in [-180, 180]")
+            raise DataError(
+                f"{where}: {path} holds ({lat}, {lon}), not a latitude in [-90, 90] and longitude in [-180, 180]"
+            )
         return np.array([lat, lon])
 
 

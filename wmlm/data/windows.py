@@ -82,7 +82,9 @@ class WindowDataset(Dataset):
         self.past, self.future = past, future
         # one flat table over all scenarios, so a batch is a handful of fancy-indexing calls
         offsets = np.cumsum([0] + [len(s) for s in scenarios])
-        self.starts = (offsets[starts[:, 0]] + starts[:, 1]).astype(np.int64) if len(starts) else np.zeros(0, np.int64)
+        self.starts = (
+            (offsets[starts[:, 0]] + starts[:, 1]).astype(np.int64) if len(starts) else np.zeros(0, np.int64)
+        )
         self.scenario_of_window = starts[:, 0].astype(np.int64) if len(starts) else np.zeros(0, np.int64)
         needed = set(self.inputs.values()) | set(self.targets.values())
         self.fields = {f: torch.from_numpy(np.concatenate([s.fields[f] for s in scenarios])) for f in needed}
@@ -114,4 +116,3 @@ def _unbatch(batch: dict) -> dict:
 def collate_batch(batch: dict) -> dict:
     """``collate_fn`` for ``WindowDataset``: its ``__getitems__`` already returns a collated batch."""
     return batch
-

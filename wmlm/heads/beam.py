@@ -32,7 +32,11 @@ class BeamHead(TaskHead):
     target_fields = {"beam": "beam_label"}
 
     def __init__(
-        self, name: str | None = None, num_beams: int = NUM_BEAMS, label_smoothing: float = 0.0, dropout: float = 0.1
+        self,
+        name: str | None = None,
+        num_beams: int = NUM_BEAMS,
+        label_smoothing: float = 0.0,
+        dropout: float = 0.1,
     ) -> None:
         super().__init__(name)
         self.num_beams = num_beams
@@ -43,7 +47,9 @@ class BeamHead(TaskHead):
     def build(self, hidden_dim: int, past_steps: int, future_steps: int) -> None:
         self.future_steps = future_steps
         self.proj = nn.Sequential(
-            nn.LayerNorm(hidden_dim), nn.Dropout(self.dropout), nn.Linear(hidden_dim, future_steps * self.num_beams)
+            nn.LayerNorm(hidden_dim),
+            nn.Dropout(self.dropout),
+            nn.Linear(hidden_dim, future_steps * self.num_beams),
         )
 
     def forward(self, hidden: Tensor, batch: dict[str, Any]) -> Tensor:

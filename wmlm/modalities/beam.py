@@ -44,7 +44,9 @@ class BeamConvEncoder(nn.Module):
             nn.Conv1d(channels, channels, kernel_size=5, padding=2),
             nn.GELU(),
         )
-        self.proj = nn.Sequential(nn.Linear(channels * num_beams, embed_dim), nn.GELU(), nn.Linear(embed_dim, embed_dim))
+        self.proj = nn.Sequential(
+            nn.Linear(channels * num_beams, embed_dim), nn.GELU(), nn.Linear(embed_dim, embed_dim)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         batch, steps, beams = x.shape

@@ -44,7 +44,10 @@ class AnchorAlignment(nn.Module):
         self.pairs = list(pairs)
         self.max_logit_scale = max_logit_scale
         self.log_scales = nn.ParameterDict(
-            {self.key(a, m): nn.Parameter(torch.tensor(math.log(1.0 / init_temperature))) for a, m in self.pairs}
+            {
+                self.key(a, m): nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
+                for a, m in self.pairs
+            }
         )
         self.clip_loss = ClipLoss(gather_with_grad=True, cache_labels=True)
 

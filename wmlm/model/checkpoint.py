@@ -22,7 +22,9 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling refused or corrupt file
-        raise CheckpointMismatchError(f"checkpoint {path} cannot be loaded safely (weights only): {exc}") from None
+        raise CheckpointMismatchError(
+            f"checkpoint {path} cannot be loaded safely (weights only): {exc}"
+        ) from None
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         raise CheckpointMismatchError(f"checkpoint {path} holds no state_dict")

@@ -55,7 +55,9 @@ class PredictionWriter(BasePredictionWriter):
                 scenario = names[sid] if sid < len(names) else f"scenario{sid}"
                 for step in range(steps):
                     path = folder / f"{scenario}_{head}_t{step + 1}.csv"
-                    self._write(path, ["index", *columns], index[rows], [values[c][rows, step] for c in columns])
+                    self._write(
+                        path, ["index", *columns], index[rows], [values[c][rows, step] for c in columns]
+                    )
         log.info("predictions written to %s", folder)
         print(f"predictions written to {folder}")
 

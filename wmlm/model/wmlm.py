@@ -14,10 +14,10 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch import Tensor, nn
 
 from wmlm.heads.base import TaskHead
+from wmlm.modalities.base import Modality
 from wmlm.model.align import AnchorAlignment, alignment_pairs
 from wmlm.model.backbone import CausalTransformer, get_preset
 from wmlm.model.checkpoint import load_matching_weights
-from wmlm.modalities.base import Modality
 from wmlm.registry import get_head, get_modality
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,9 @@ class WMLM(pl.LightningModule):
                 f"model.anchor: {unknown} not among model.modalities {list(self.modality_specs)}"
             )
         if align_epochs < 0 or adapt_epochs < 0 or align_epochs + adapt_epochs == 0:
-            raise ValueError(f"model: need align_epochs, adapt_epochs >= 0 and not both 0, got {align_epochs}, {adapt_epochs}")
+            raise ValueError(
+                f"model: need align_epochs, adapt_epochs >= 0 and not both 0, got {align_epochs}, {adapt_epochs}"
+            )
         self.pairs = alignment_pairs(list(self.modality_specs), self.anchors)
         if align_epochs > 0 and not self.pairs:
             raise ValueError(
@@ -119,15 +121,23 @@ class WMLM(pl.LightningModule):
         self.heads = nn.ModuleDict()
         for head in head_list:
             if head.name in self.heads:
-                raise ValueError(f"model.heads: two heads are named {head.name!r}; pass name=... to one of them")
+                raise ValueError(
+                    f"model.heads: two heads are named {head.name!r}; pass name=... to one of them"
+                )
             head.build(preset_cfg.width, past, future)
             self.heads[head.name] = head
         self.loss_weights = {h: 1.0 for h in self.heads} | dict(loss_weights or {})
         extra = set(self.loss_weights) - set(self.heads)
         if extra:
-            raise ValueError(f"model.loss_weights: {sorted(extra)} are not heads; heads are {list(self.heads)}")
-        self.val_metrics = nn.ModuleDict({h: head.metrics().clone(prefix=f"val/{h}/") for h, head in self.heads.items()})
-        self.test_metrics = nn.ModuleDict({h: head.metrics().clone(prefix=f"test/{h}/") for h, head in self.heads.items()})
+            raise ValueError(
+                f"model.loss_weights: {sorted(extra)} are not heads; heads are {list(self.heads)}"
+            )
+        self.val_metrics = nn.ModuleDict(
+            {h: head.metrics().clone(prefix=f"val/{h}/") for h, head in self.heads.items()}
+        )
+        self.test_metrics = nn.ModuleDict(
+            {h: head.metrics().clone(prefix=f"test/{h}/") for h, head in self.heads.items()}
+        )
 
     # ----------------------------------------------------------------------------------- data contract
     def data_fields(self) -> dict[str, dict[str, str]]:
@@ -136,7 +146,9 @@ class WMLM(pl.LightningModule):
         for head in self.heads.values():
             for key, field in head.target_fields.items():
                 if targets.setdefault(key, field) != field:
-                    raise ValueError(f"heads disagree on target {key!r}: fields {targets[key]!r} and {field!r}")
+                    raise ValueError(
+                        f"heads disagree on target {key!r}: fields {targets[key]!r} and {field!r}"
+                    )
         return {"inputs": {n: m.field for n, m in self.modality_specs.items()}, "targets": targets}
 
     # ----------------------------------------------------------------------------------- forward
@@ -177,12 +189,17 @@ class WMLM(pl.LightningModule):
 
     def _masks(self, batch: dict[str, Any], embeddings: dict[str, Tensor]) -> dict[str, Tensor]:
         masks = batch.get("mask", {})
-        return {m: masks.get(m, torch.ones(z.shape[:2], dtype=torch.bool, device=z.device)) for m, z in embeddings.items()}
+        return {
+            m: masks.get(m, torch.ones(z.shape[:2], dtype=torch.bool, device=z.device))
+            for m, z in embeddings.items()
+        }
 
     def _head_losses(self, outputs: dict[str, Tensor], batch: dict[str, Any]) -> dict[str, Tensor]:
         for key, target in batch["target"].items():
             if target.shape[1] != self.future:
-                raise ValueError(f"target {key!r} has {target.shape[1]} future steps, model.future is {self.future}")
+                raise ValueError(
+                    f"target {key!r} has {target.shape[1]} future steps, model.future is {self.future}"
+                )
         losses = {name: self.heads[name].loss(out, batch) for name, out in outputs.items()}
         losses["loss"] = sum(self.loss_weights[n] * losses[n] for n in self.heads)
         return losses
@@ -196,7 +213,9 @@ class WMLM(pl.LightningModule):
             self.log_dict({f"align/{k}": v for k, v in losses.items() if k != "loss"}, batch_size=batch_size)
             self.log("align/loss", losses["loss"], prog_bar=True, batch_size=batch_size)
             for a, m in self.pairs:
-                self.log(f"align/logit_scale/{a}__{m}", self.alignment.logit_scale(a, m), batch_size=batch_size)
+                self.log(
+                    f"align/logit_scale/{a}__{m}", self.alignment.logit_scale(a, m), batch_size=batch_size
+                )
             return losses["loss"]
         hidden = self.backbone(self.fuse(embeddings, batch.get("mask", {})))
         outputs = {name: head(hidden, batch) for name, head in self.heads.items()}
@@ -216,7 +235,9 @@ class WMLM(pl.LightningModule):
         hidden = self.backbone(self.fuse(embeddings, batch.get("mask", {})))
         outputs = {name: head(hidden, batch) for name, head in self.heads.items()}
         losses = self._head_losses(outputs, batch)
-        self.log_dict({f"{split}/{k}/loss": v for k, v in losses.items() if k != "loss"}, batch_size=batch_size)
+        self.log_dict(
+            {f"{split}/{k}/loss": v for k, v in losses.items() if k != "loss"}, batch_size=batch_size
+        )
         self.log(f"{split}/loss", losses["loss"], prog_bar=split == "val", batch_size=batch_size)
         for name, head in self.heads.items():
             preds, target = head.metric_inputs(outputs[name], batch)
@@ -242,7 +263,11 @@ class WMLM(pl.LightningModule):
         if stage == "fit":
             total = self.align_epochs + self.adapt_epochs
             if self.trainer.max_epochs not in (None, -1, total) and not self.trainer.fast_dev_run:
-                log.warning("trainer.max_epochs=%s replaced by align_epochs + adapt_epochs = %d", self.trainer.max_epochs, total)
+                log.warning(
+                    "trainer.max_epochs=%s replaced by align_epochs + adapt_epochs = %d",
+                    self.trainer.max_epochs,
+                    total,
+                )
             self.trainer.fit_loop.max_epochs = total
             if self.init_from:
                 load_matching_weights(self, Path(self.init_from))
@@ -279,7 +304,10 @@ class WMLM(pl.LightningModule):
 
     def configure_callbacks(self) -> list[Callback]:
         checkpoint = ModelCheckpoint(
-            monitor=self.monitor, mode=self.monitor_mode, save_last=True, filename="best-epoch{epoch:02d}",
+            monitor=self.monitor,
+            mode=self.monitor_mode,
+            save_last=True,
+            filename="best-epoch{epoch:02d}",
             auto_insert_metric_name=False,
         )
         return [checkpoint]
