@@ -298,3 +298,19 @@ def test_find_scenarios_nonexistent_root(tmp_path):
 def test_find_scenarios_empty_root(tmp_path):
     with pytest.raises(DataError, match="no scenario folder"):
         find_scenarios(tmp_path)
+
+
+def test_error_line_number_after_a_blank_line(make_scenario):
+    folder, _ = make_scenario()
+    csv_path = folder / "scenario1.csv"
+    lines = csv_path.read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[3].split(",")
+    cells[header.index("unit1_beam")] = "oops"
+    # file: line 1 header, lines 2-3 data rows 1-2, line 4 blank, line 5 data row 3 (the bad one)
+    csv_path.write_text("\n".join([*lines[:3], "", ",".join(cells), *lines[4:]]) + "\n")
+    with pytest.raises(DataError) as info:
+        load_scenario(folder, ["beam_label"])
+    message = str(info.value)
+    assert "row 3" in message
+    assert "line 5" in message

@@ -150,8 +150,9 @@ def _collect(pm: pluggy.PluginManager) -> Registry:
         records[name] = PluginRecord(name, dist, version, status or "ok", error)
     for hook_name, kind in HOOK_KINDS.items():
         hook = getattr(pm.hook, hook_name)
-        # built-ins were registered first; pluggy calls the latest first, so reverse to keep them first
-        for impl in reversed(hook.get_hookimpls()):
+        # get_hookimpls() lists plugins in registration order (built-ins first), so on a name clash
+        # the earlier registration wins and the later one is reported
+        for impl in hook.get_hookimpls():
             record = records.setdefault(impl.plugin_name, PluginRecord(impl.plugin_name, "?", "?"))
             register = _make_register(registry, kind, record)
             try:

@@ -60,10 +60,6 @@ def read_numbers(path: Path, expected: int, where: str) -> np.ndarray:
     return values
 
 
-def _where(table: ScenarioTable, row: int, column: str) -> str:
-    return f"scenario {table.name} ({table.csv_path.name}), row {row + 1}, column {column!r}"
-
-
 class BeamPowerReader(FieldReader):
     """64 linear beam powers per row from ``unit1_pwr_60ghz`` text files.
 
@@ -79,9 +75,9 @@ class BeamPowerReader(FieldReader):
         column, _ = table.column(*self.columns)
         power = np.empty((len(table), NUM_BEAMS), dtype=np.float32)
         for row, path in enumerate(table.paths(column)):
-            values = read_numbers(path, NUM_BEAMS, _where(table, row, column))
+            values = read_numbers(path, NUM_BEAMS, table.where(row, column))
             if (values < 0).any():
-                raise DataError(f"{_where(table, row, column)}: {path} holds negative linear power")
+                raise DataError(f"{table.where(row, column)}: {path} holds negative linear power")
             power[row] = values[::-1]
         return power
 
@@ -99,7 +95,7 @@ class BeamLabelReader(FieldReader):
         if bad.size:
             row = int(bad[0])
             raise DataError(
-                f"{_where(table, row, table.find_column(*self.columns) or '?')}: beam label {labels[row]} "
+                f"{table.where(row, table.find_column(*self.columns) or '?')}: beam label {labels[row]} "
                 f"is outside 1..{NUM_BEAMS}"
             )
         return labels - 1
@@ -139,7 +135,7 @@ class PositionReader(FieldReader):
 
     @staticmethod
     def _lat_lon(path: Path, table: ScenarioTable, row: int, column: str) -> np.ndarray:
-        where = _where(table, row, column)
+        where = table.where(row, column)
         lat, lon = read_numbers(path, 2, where)
         if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
             raise DataError(

@@ -23,6 +23,7 @@ class ScenarioTable:
         csv_path: the CSV file.
         header: column names in file order (may contain an empty name, as the official files do).
         rows: cell strings, one tuple per data row, in file order.
+        lines: file line number of each row (blank lines and multi-line cells make it differ from row + 1).
     """
 
     name: str
@@ -30,6 +31,7 @@ class ScenarioTable:
     csv_path: Path
     header: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
+    lines: tuple[int, ...]
 
     @classmethod
     def from_folder(cls, root: Path | str) -> ScenarioTable:
@@ -46,27 +48,35 @@ class ScenarioTable:
                     f"found {[c.name for c in candidates]}"
                 )
             csv_path = candidates[0]
-        with csv_path.open(newline="") as handle:
+        # utf-8-sig: spreadsheet programs often start a saved CSV with a byte-order mark
+        with csv_path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
             try:
                 header = tuple(name.strip() for name in next(reader))
             except StopIteration:
                 raise DataError(f"{csv_path}: the file is empty (no header row)") from None
-            rows = []
-            for line_number, row in enumerate(reader, start=2):
+            rows, lines = [], []
+            line_number = reader.line_num
+            for row in reader:
+                first_line, line_number = line_number + 1, reader.line_num
                 if not row:
                     continue
                 if len(row) != len(header):
                     raise DataError(
-                        f"{csv_path}, line {line_number}: {len(row)} cells, expected {len(header)} (one per column)"
+                        f"{csv_path}, line {first_line}: {len(row)} cells, expected {len(header)} (one per column)"
                     )
                 rows.append(tuple(cell.strip() for cell in row))
+                lines.append(first_line)
         if not rows:
             raise DataError(f"{csv_path}: no data rows")
-        return cls(root.name, root, csv_path, header, tuple(rows))
+        return cls(root.name, root, csv_path, header, tuple(rows), tuple(lines))
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def where(self, row: int, column: str) -> str:
+        """Human location of a cell for error messages: file, row (from 1), file line and column."""
+        return f"{self.csv_path}, row {row + 1} (line {self.lines[row]}), column {column!r}"
 
     def find_column(self, *candidates: str) -> str | None:
         """The first of ``candidates`` present in the header, or None."""
@@ -94,14 +104,12 @@ class ScenarioTable:
             try:
                 values[i] = _parse_int(cell)
             except ValueError:
-                raise DataError(
-                    f"{self.csv_path}, row {i + 1} (line {i + 2}), column {name!r}: expected an integer, got {cell!r}"
-                ) from None
+                raise DataError(f"{self.where(i, name)}: expected an integer, got {cell!r}") from None
         return values
 
     def resolve(self, column: str, row: int, cell: str) -> Path:
         """The file a path cell points to, which must exist and stay inside the scenario folder."""
-        where = f"{self.csv_path}, row {row + 1} (line {row + 2}), column {column!r}"
+        where = self.where(row, column)
         if not cell:
             raise DataError(f"{where}: the path cell is empty")
         path = (self.root / cell).resolve()
