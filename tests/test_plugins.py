@@ -141,7 +141,11 @@ def test_runtime_module_plugin_registers_all_kinds():
         assert registry.get_modality("toy") is ToyModality
         assert registry.get_head("toyhead") is ToyHead
         assert isinstance(registry.get_reader("toy_field"), ToyReader)
-        assert _record("toy-module").registered == {"modality": ["toy"], "head": ["toyhead"], "reader": ["toy_field"]}
+        assert _record("toy-module").registered == {
+            "modality": ["toy"],
+            "head": ["toyhead"],
+            "reader": ["toy_field"],
+        }
     finally:
         registry.unregister_plugin("toy-module")
     with pytest.raises(UnknownNameError):
@@ -314,6 +318,7 @@ def fake_entry_points(monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeEntryPoi
         "good": FakeEntryPoint("good", FakeDist("wmlm-good", "1.2.3"), _toy_plugin),
         "broken": FakeEntryPoint("broken", FakeDist("wmlm-broken", "0.0.1"), fail),
     }
+
     def entry_points(**kwargs):  # noqa: ANN003, ANN202
         GROUPS_ASKED.append(kwargs.get("group"))
         return [p for p in points.values() if kwargs.get("group") in (None, p.group)]

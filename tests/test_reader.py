@@ -192,7 +192,9 @@ def test_missing_seq_index_column_is_named(make_scenario):
 
     def edit(header, rows):
         drop = header.index("seq_index")
-        return [h for i, h in enumerate(header) if i != drop], [[c for i, c in enumerate(r) if i != drop] for r in rows]
+        return [h for i, h in enumerate(header) if i != drop], [
+            [c for i, c in enumerate(r) if i != drop] for r in rows
+        ]
 
     _rewrite_csv(folder, edit)
     with pytest.raises(DataError, match="seq_index"):

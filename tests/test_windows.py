@@ -205,8 +205,15 @@ def _window_sequences(dm: DeepSenseDataModule, split: str, lookup) -> set:
 
 def test_datamodule_sequence_split_is_disjoint(data_root):
     dm = DeepSenseDataModule(
-        data_root, inputs=INPUTS, targets=TARGETS, past=3, future=2, batch_size=8,
-        val_fraction=0.25, test_fraction=0.25, seed=0,
+        data_root,
+        inputs=INPUTS,
+        targets=TARGETS,
+        past=3,
+        future=2,
+        batch_size=8,
+        val_fraction=0.25,
+        test_fraction=0.25,
+        seed=0,
     )
     dm.setup("fit")
     lookup = _sequence_lookup(data_root, None)
@@ -230,8 +237,16 @@ def test_datamodule_sequence_split_is_disjoint(data_root):
 
 def test_datamodule_sequence_split_depends_on_seed_only(data_root):
     def splits(seed):
-        dm = DeepSenseDataModule(data_root, inputs=INPUTS, targets=TARGETS, past=3, future=2,
-                                 val_fraction=0.25, test_fraction=0.25, seed=seed)
+        dm = DeepSenseDataModule(
+            data_root,
+            inputs=INPUTS,
+            targets=TARGETS,
+            past=3,
+            future=2,
+            val_fraction=0.25,
+            test_fraction=0.25,
+            seed=seed,
+        )
         dm.setup("fit")
         return {s: dm.datasets[s].starts.tolist() for s in ("train", "val", "test")}
 
@@ -241,8 +256,14 @@ def test_datamodule_sequence_split_depends_on_seed_only(data_root):
 
 def test_datamodule_scenario_split(data_root):
     dm = DeepSenseDataModule(
-        data_root, split="scenario", test_scenarios=["scenario9"], inputs=INPUTS, targets=TARGETS,
-        past=3, future=2, val_fraction=0.3,
+        data_root,
+        split="scenario",
+        test_scenarios=["scenario9"],
+        inputs=INPUTS,
+        targets=TARGETS,
+        past=3,
+        future=2,
+        val_fraction=0.3,
     )
     dm.setup("fit")
     assert dm.scenario_names == ["scenario1", "scenario2", "scenario9"]
