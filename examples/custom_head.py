@@ -5,7 +5,7 @@ higher ones, or staying within ``tolerance`` beams. It reuses the beam-label tar
 has its own loss (cross-entropy over 3 classes) and its own torchmetrics metric.
 
 Run (from the repository root):
-    PYTHONPATH=examples wmlm fit --config examples/custom_head.yaml --data.init_args.root /path/to/deepsense6g
+    PYTHONPATH=examples wmlm fit --config examples/custom_head.yaml --data.root /path/to/deepsense6g
 """
 
 from __future__ import annotations

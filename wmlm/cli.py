@@ -46,10 +46,10 @@ class WMLMCLI(LightningCLI):
         if "test" in datasets and len(datasets["test"]) == 0:
             return
         checkpoint = self.trainer.checkpoint_callback
-        ckpt_path = "best" if checkpoint is not None and getattr(checkpoint, "best_model_path", "") else None
+        ckpt_path = getattr(checkpoint, "best_model_path", "") or None
         results = self.trainer.test(self.model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
         if results and self.trainer.is_global_zero:
-            title = f"test results of {ckpt_path or 'the last'} checkpoint"
+            title = f"test results of {ckpt_path or 'the final weights'}"
             Console().print(results_table(results[0], "test", title=title))
 
 
