@@ -13,7 +13,20 @@ from wmlm.model.prediction_writer import PredictionWriter
 from wmlm.plugins_cmd import plugins_command
 from wmlm.report import results_table
 
-EXTRA_VERBS: dict[str, Callable[[list[str]], int]] = {"plugins": plugins_command}
+
+
+def data_command(argv: list[str]) -> int:
+    """``wmlm data synth ...``: data tools outside the Trainer."""
+    from wmlm.data.sim.cli import synth_command
+
+    verbs = {"synth": synth_command}
+    if not argv or argv[0] not in verbs:
+        print(f"usage: wmlm data {{{','.join(verbs)}}} ...  (e.g. wmlm data synth --help)", file=sys.stderr)
+        return 2
+    return verbs[argv[0]](argv[1:])
+
+
+EXTRA_VERBS: dict[str, Callable[[list[str]], int]] = {"plugins": plugins_command, "data": data_command}
 
 
 class WMLMCLI(LightningCLI):

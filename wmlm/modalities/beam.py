@@ -73,7 +73,7 @@ class BeamModality(Modality):
     Args:
         normalization: ``db`` (default) or ``max``; see ``normalize_power``.
         floor_db: lowest relative power kept by ``db`` normalisation, in dB below the peak.
-        encoder: ``mlp`` (per-step MLP) or ``conv`` (shared filters along the beam axis).
+        encoder: ``conv`` (default; shared filters along the beam axis) or ``mlp`` (per-step MLP).
         hidden_dim: width of the encoder's hidden layers.
     """
 
@@ -85,7 +85,7 @@ class BeamModality(Modality):
         self,
         normalization: Literal["db", "max"] = "db",
         floor_db: float = -30.0,
-        encoder: Literal["mlp", "conv"] = "mlp",
+        encoder: Literal["mlp", "conv"] = "conv",
         hidden_dim: int = 256,
     ) -> None:
         if floor_db >= 0:
