@@ -121,6 +121,15 @@ def test_test_and_predict_reproduce_and_write_challenge_csv(data_root: Path, tmp
     for key, value in reported.items():
         assert again[key] == pytest.approx(value, abs=1e-6), key
 
+    # the checkpoint alone rebuilds the model in Python (hyperparameters are plain config data)
+    from wmlm import WMLM
+
+    loaded = WMLM.load_from_checkpoint(best, weights_only=True).eval()
+    batch = next(iter(tested.datamodule.test_dataloader()))
+    tested.model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(batch)["beam"], tested.model(batch)["beam"])
+
     out = tmp_path / "predictions"
     run(["predict", *common, "--predictions_dir", str(out)])
     num_test_windows = len(tested.datamodule.datasets["test"])
