@@ -14,7 +14,6 @@ from wmlm.plugins_cmd import plugins_command
 from wmlm.report import results_table
 
 
-
 def data_command(argv: list[str]) -> int:
     """``wmlm data synth ...``: data tools outside the Trainer."""
     from wmlm.data.sim.cli import synth_command

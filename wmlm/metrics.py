@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric
+from torchmetrics import Metric, MetricCollection
+
+TOP_KS = (1, 2, 3, 5)
 
 
 def _select_step(preds: Tensor, target: Tensor, step: int | None) -> tuple[Tensor, Tensor]:
@@ -83,3 +85,17 @@ class DistanceBasedAccuracy(Metric):
     def compute(self) -> Tensor:
         y_k = 1.0 - self.error_sum / self.total.clamp_min(1)
         return y_k.mean()
+
+
+def beam_metrics(future_steps: int, top_ks: tuple[int, ...] = TOP_KS) -> MetricCollection:
+    """Top-k accuracies and DBA over all future steps (``top1``, ``dba``) and per step (``top1_t1``, ...)."""
+    metrics: dict[str, Metric] = {}
+    for k in top_ks:
+        metrics[f"top{k}"] = BeamTopK(k)
+        for step in range(future_steps):
+            metrics[f"top{k}_t{step + 1}"] = BeamTopK(k, step)
+    metrics["dba"] = DistanceBasedAccuracy()
+    for step in range(future_steps):
+        metrics[f"dba_t{step + 1}"] = DistanceBasedAccuracy(step=step)
+    # compute_groups would merge metrics whose states happen to match after the first batch
+    return MetricCollection(metrics, compute_groups=False)

@@ -10,10 +10,9 @@ from torchmetrics import MetricCollection
 
 from wmlm.heads.base import TaskHead
 from wmlm.hookspecs import hookimpl
-from wmlm.metrics import BeamTopK, DistanceBasedAccuracy
+from wmlm.metrics import beam_metrics
 
 NUM_BEAMS = 64
-TOP_KS = (1, 2, 3, 5)
 
 
 class BeamHead(TaskHead):
@@ -62,21 +61,16 @@ class BeamHead(TaskHead):
         )
 
     def metrics(self) -> MetricCollection:
-        metrics: dict = {}
-        for k in TOP_KS:
-            metrics[f"top{k}"] = BeamTopK(k)
-            for step in range(self.future_steps):
-                metrics[f"top{k}_t{step + 1}"] = BeamTopK(k, step)
-        metrics["dba"] = DistanceBasedAccuracy()
-        for step in range(self.future_steps):
-            metrics[f"dba_t{step + 1}"] = DistanceBasedAccuracy(step=step)
-        # compute_groups would merge metrics whose states happen to match after the first batch
-        return MetricCollection(metrics, compute_groups=False)
+        return beam_metrics(self.future_steps)
 
     def predictions(self, outputs: Tensor) -> dict[str, Tensor]:
-        """Top-3 beams per future step, 1-based as in the DeepSense files: ``{"top-k beam": [B, F]}``."""
-        ranked = outputs.topk(3, dim=-1).indices + 1
-        return {f"top-{k + 1} beam": ranked[..., k] for k in range(3)}
+        return beam_predictions(outputs)
+
+
+def beam_predictions(scores: Tensor) -> dict[str, Tensor]:
+    """Top-3 beams per future step, 1-based as in the DeepSense files: ``{"top-k beam": [B, F]}``."""
+    ranked = scores.topk(3, dim=-1).indices + 1
+    return {f"top-{k + 1} beam": ranked[..., k] for k in range(3)}
 
 
 @hookimpl
