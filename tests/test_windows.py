@@ -310,5 +310,14 @@ def test_datamodule_without_fields_and_model_fails_clearly(data_root):
 
 def test_datamodule_no_training_window(data_root):
     dm = DeepSenseDataModule(data_root, inputs=INPUTS, targets=TARGETS, past=20, future=5)
+    dm.setup("fit")
     with pytest.raises(DataError, match="no training window"):
-        dm.setup("fit")
+        dm.train_dataloader()
+
+
+def test_datamodule_all_scenarios_held_out_serves_test_only(data_root):
+    names = ["scenario1", "scenario2", "scenario9"]
+    dm = DeepSenseDataModule(data_root, split="scenario", test_scenarios=names, inputs=INPUTS, targets=TARGETS)
+    dm.setup("test")
+    assert len(dm.datasets["train"]) == len(dm.datasets["val"]) == 0
+    assert len(dm.datasets["test"]) > 0 and len(dm.test_dataloader()) > 0

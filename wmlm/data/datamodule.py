@@ -111,10 +111,6 @@ class DeepSenseDataModule(pl.LightningDataModule):
             self.datasets[split] = WindowDataset(
                 scenarios, starts[split], inputs, targets, self.past, self.future
             )
-        if len(self.datasets["train"]) == 0:
-            raise DataError(
-                f"data: no training window of {self.past}+{self.future} samples inside one sequence in {self.root}"
-            )
 
     def _split_starts(self, scenarios: list[ScenarioData]) -> dict[str, np.ndarray]:
         """``{split: [W, 2] (scenario position, first row)}``."""
@@ -147,6 +143,12 @@ class DeepSenseDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        # checked here, not in setup: evaluating held-out scenarios needs no training window
+        if len(self.datasets["train"]) == 0:
+            raise DataError(
+                f"data: no training window of {self.past}+{self.future} samples inside one sequence in {self.root}"
+                f" (scenarios {self.scenario_names}, test_scenarios {self.test_scenarios})"
+            )
         return self._loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
