@@ -69,8 +69,18 @@ def summarise(metrics: dict, future: int = 3) -> Scores:
     }
 
 
-def train(config: Path, root: Path, out: Path, args: Sequence[str], log: io.TextIOBase) -> str:
-    """Fit ``config`` on the scenarios under ``root`` (split by sequence, 10 % validation); best checkpoint."""
+def train(
+    config: Path,
+    root: Path,
+    out: Path,
+    args: Sequence[str],
+    log: io.TextIOBase,
+    scenarios: Sequence[str] | None = None,
+    test_fraction: float = 0.0,
+) -> str:
+    """Fit ``config`` on scenarios under ``root``, split by sequence (10 % validation, ``test_fraction``
+    held out for in-distribution tests); returns the best checkpoint."""
+    chosen = ["--data.scenarios", f"[{', '.join(scenarios)}]"] if scenarios else []
     cli = quiet_run(
         [
             "fit",
@@ -78,10 +88,11 @@ def train(config: Path, root: Path, out: Path, args: Sequence[str], log: io.Text
             str(config),
             "--data.root",
             str(root),
+            *chosen,
             "--data.split",
             "sequence",
             "--data.test_fraction",
-            "0",
+            str(test_fraction),
             "--data.val_fraction",
             "0.1",
             "--trainer.default_root_dir",

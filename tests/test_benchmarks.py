@@ -47,3 +47,33 @@ def test_zero_shot_script_writes_the_promised_json(tmp_path: Path) -> None:
         assert 0.0 <= scores["dba"] <= 1.0
     # the fixture's beams sweep steadily, which the kinematic prior extrapolates and repeat-last cannot
     assert written["kinematic"]["siteZ"]["top3"][2] > written["repeat_last"]["siteZ"]["top3"][2]
+
+
+def test_real_deepsense_script_writes_tables_plots_and_json(tmp_path: Path) -> None:
+    sites = {"A": ["s1", "s2"], "B": ["s3"]}
+    for seed, name in enumerate(["s1", "s2", "s3"]):
+        write_scenario(tmp_path / "data" / name, seed=seed, sequence_lengths=(14, 12, 16, 13, 15))
+    out = tmp_path / "results"
+    results = load_script("real_deepsense").main(
+        [
+            "--root",
+            str(tmp_path / "data"),
+            "--out",
+            str(out),
+            "--smoke",
+            "--s4",
+            "s1,s2",
+            "--sites",
+            *(f"{k}={','.join(v)}" for k, v in sites.items()),
+        ]
+    )
+    assert set(results) == {"indist", "loso", "anchor", "s4s6"}
+    assert set(results["indist"]) == {"wmlm", "gru", "knn", "repeat_last", "kinematic"}
+    assert set(results["indist"]["wmlm"]) == {"s1", "s2", "s3"}
+    assert set(results["anchor"]) == {"anchor beam", "anchor gps", "joint anchors", "no alignment"}
+    assert set(results["s4s6"]) == {"wmlm S4", "wmlm S6"}
+    for key in results:
+        text = (out / f"{key}.md").read_text()
+        assert "python benchmarks/real_deepsense.py" in text and "| **mean** |" in text
+        assert next(out.glob(f"{key}_*.png")).stat().st_size > 1000
+    assert json.loads((out / "real_deepsense.json").read_text()) == results

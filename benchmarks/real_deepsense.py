@@ -1,0 +1,209 @@
+"""The paper's experiments on real DeepSense 6G data, side by side with the baselines.
+
+    python benchmarks/real_deepsense.py --root ../shared/data/deepsense6g --out docs/results
+
+Experiments (``--only`` picks some):
+  indist    every scenario split by vehicle pass (seed 0, 20 % test), models trained on all scenarios pooled,
+            tested per scenario (the paper's Fig. 4d setting);
+  loso      zero-shot, leave one site out: train on the other sites, test on every scenario of the held-out one;
+  anchor    ablation under leave-one-site-out with beam + GPS: anchor beam / gps / joint, and no alignment stage
+            (the paper's Fig. 4e);
+  s4s6      pretraining on 4 scenarios (1, 2, 5, 6) vs all 6, tested on the held-out passes of all six.
+Writes markdown tables, PNG plots and JSON under ``--out`` and prints the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import io
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+
+sys.path.insert(0, str(Path(__file__).parent))
+from benchlib import (  # noqa: E402
+    GRU_CONFIG,
+    SMOKE_ARGS,
+    SMOKE_MODEL,
+    UNTRAINED,
+    WMLM_CONFIG,
+    Scores,
+    bar_plot,
+    machine,
+    markdown_table,
+    rich_table,
+    test,
+    train,
+)
+
+DEV_SITES = {
+    "A": ["scenario1", "scenario2"],
+    "C": ["scenario5"],
+    "D": ["scenario6"],
+    "F": ["scenario8", "scenario9"],
+}
+S4 = ["scenario1", "scenario2", "scenario5", "scenario6"]
+BEAM_GPS = ["--model.modalities", "[beam, gps]", "--model.align_epochs", "5", "--model.adapt_epochs", "25"]
+ANCHOR_VARIANTS = {
+    "anchor beam": ["--model.anchor", "beam"],
+    "anchor gps": ["--model.anchor", "gps"],
+    "joint anchors": ["--model.anchor", "[beam, gps]"],
+    "no alignment": ["--model.align_epochs", "0", "--model.adapt_epochs", "30"],
+}
+Results = dict[str, dict[str, Scores]]
+
+
+class Runner:
+    """Trains and tests models under one work folder, with optional smoke settings."""
+
+    def __init__(self, root: Path, workdir: Path, smoke: bool) -> None:
+        self.root, self.workdir, self.smoke = root, workdir, smoke
+        self.log = io.StringIO()
+        self.count = 0
+
+    def _dir(self) -> Path:
+        self.count += 1
+        return self.workdir / f"run{self.count:03d}"
+
+    def fit(
+        self, kind: str, scenarios: list[str], extra: list[str] | None = None, test_fraction: float = 0.0
+    ) -> str:
+        config = WMLM_CONFIG if kind == "wmlm" else GRU_CONFIG
+        args = self._model_args(kind, extra or [])
+        return train(
+            config, self.root, self._dir(), args, self.log, scenarios=scenarios, test_fraction=test_fraction
+        )
+
+    def _smoke(self) -> list[str]:
+        return SMOKE_ARGS if self.smoke else []
+
+    def _model_args(self, kind: str, extra: list[str]) -> list[str]:
+        if kind == "knn":
+            return [
+                "--model",
+                "wmlm.model.baselines.PositionKNN",
+                "--trainer.max_epochs",
+                "1",
+                *self._smoke(),
+            ]
+        if not self.smoke:
+            return extra
+        # smoke: tiny sizes and one epoch, but an anchor variant still runs its alignment stage
+        stage1 = ["--model.align_epochs", "1"] if "--model.anchor" in extra else []
+        return [*extra, *SMOKE_ARGS, *SMOKE_MODEL[kind], *stage1]
+
+    def score(
+        self, kind: str, scenario: str, ckpt: str | None, held_out: bool, extra: list[str] | None = None
+    ) -> Scores:
+        if kind in UNTRAINED:
+            args = ["--model", UNTRAINED[kind], *self._smoke()]
+            return test(GRU_CONFIG, self.root, scenario, self._dir(), args, self.log, held_out=held_out)
+        config = WMLM_CONFIG if kind == "wmlm" else GRU_CONFIG
+        args = [*self._model_args(kind, extra or []), "--ckpt_path", str(ckpt)]
+        return test(config, self.root, scenario, self._dir(), args, self.log, held_out=held_out)
+
+
+def indist(run: Runner, sites: dict[str, list[str]]) -> Results:
+    scenarios = [s for names in sites.values() for s in names]
+    results: Results = {}
+    for kind in ("wmlm", "gru", "knn"):
+        ckpt = run.fit(kind, scenarios, test_fraction=0.2)
+        results[kind] = {s: run.score(kind, s, ckpt, held_out=False) for s in scenarios}
+    for kind in UNTRAINED:
+        results[kind] = {s: run.score(kind, s, None, held_out=False) for s in scenarios}
+    return results
+
+
+def loso(run: Runner, sites: dict[str, list[str]], kinds: dict[str, list[str]]) -> Results:
+    """``{model: {scenario: scores}}``, each scenario scored by models that never saw its site."""
+    results: Results = {name: {} for name in kinds}
+    for site, held_out in sites.items():
+        train_on = [s for other, names in sites.items() if other != site for s in names]
+        for name, extra in kinds.items():
+            kind = "gru" if name == "gru" else ("wmlm" if name not in UNTRAINED else name)
+            ckpt = run.fit(kind, train_on, extra) if kind not in UNTRAINED else None
+            for scenario in held_out:
+                results[name][scenario] = run.score(kind, scenario, ckpt, held_out=True, extra=extra)
+    return results
+
+
+def s4s6(run: Runner, sites: dict[str, list[str]], s4: list[str]) -> Results:
+    scenarios = [s for names in sites.values() for s in names]
+    results: Results = {}
+    for name, pretrain in (("S4", s4), ("S6", scenarios)):
+        ckpt = run.fit("wmlm", pretrain, test_fraction=0.2)
+        results[f"wmlm {name}"] = {s: run.score("wmlm", s, ckpt, held_out=False) for s in scenarios}
+    return results
+
+
+def main(argv: list[str] | None = None) -> dict[str, Results]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--root", type=Path, required=True, help="folder of the DeepSense scenario folders")
+    parser.add_argument("--out", type=Path, default=Path("docs/results"), help="where tables and plots go")
+    parser.add_argument("--only", default="indist,loso,anchor,s4s6", help="comma list of experiments")
+    parser.add_argument(
+        "--sites", nargs="*", help="site map as SITE=scen1,scen2 ... (default: the six dev scenarios)"
+    )
+    parser.add_argument("--s4", help="comma list of the 4 pretraining scenarios of the s4s6 experiment")
+    parser.add_argument(
+        "--smoke", action="store_true", help="seconds-long run for tests; numbers meaningless"
+    )
+    args = parser.parse_args(argv)
+    sites = dict(item.split("=", 1) for item in args.sites) if args.sites else None
+    sites = {k: v.split(",") for k, v in sites.items()} if sites else DEV_SITES
+    s4 = args.s4.split(",") if args.s4 else S4
+    only = args.only.split(",")
+    console = Console()
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = f"{datetime.date.today()} on {machine()}"
+    experiments: dict[str, tuple[str, Callable[[Runner], Results]]] = {
+        "indist": (
+            "In-distribution (every scenario split by vehicle pass, all pooled)",
+            lambda r: indist(r, sites),
+        ),
+        "loso": (
+            "Zero-shot, leave one site out",
+            lambda r: loso(r, sites, {"wmlm": [], "gru": [], **{k: [] for k in UNTRAINED}}),
+        ),
+        "anchor": (
+            "Anchor ablation (beam + GPS, leave one site out)",
+            lambda r: loso(r, sites, {k: [*BEAM_GPS, *v] for k, v in ANCHOR_VARIANTS.items()}),
+        ),
+        "s4s6": (
+            "Pretraining on 4 vs 6 scenarios (tested on the held-out passes of all)",
+            lambda r: s4s6(r, sites, s4),
+        ),
+    }
+    unknown = [o for o in only if o not in experiments]
+    if unknown:
+        parser.error(f"unknown experiment(s) {unknown}; choose from {list(experiments)}")
+    all_results: dict[str, Results] = {}
+    command = "python benchmarks/real_deepsense.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    with tempfile.TemporaryDirectory() as tmp:
+        for key in only:
+            title, experiment = experiments[key]
+            started = time.perf_counter()
+            results = experiment(Runner(args.root, Path(tmp) / key, args.smoke))
+            seconds = time.perf_counter() - started
+            all_results[key] = results
+            console.print(rich_table(results, f"{title} ({seconds:.0f} s)"))
+            metric = "top1" if key == "indist" else "top3"
+            bar_plot(results, metric, args.out / f"{key}_{metric}.png", title)
+            (args.out / f"{key}.md").write_text(
+                f"# {title}\n\n{stamp}, {seconds:.0f} s.\n\n```bash\n{command}\n```\n\n{markdown_table(results)}\n"
+                f"![{key}]({key}_{metric}.png)\n"
+            )
+    (args.out / "real_deepsense.json").write_text(json.dumps(all_results, indent=2))
+    return all_results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
