@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
@@ -20,6 +21,7 @@ from torch import Tensor, nn
 from wmlm.heads.beam import NUM_BEAMS, beam_predictions
 from wmlm.metrics import beam_metrics
 from wmlm.modalities.beam import normalize_power
+from wmlm.model.augment import BatchAugmentation
 
 
 def scores_around(center: Tensor, num_beams: int = NUM_BEAMS) -> Tensor:
@@ -134,6 +136,7 @@ class GRUBaseline(BeamBaseline):
         use_gps: append GPS (divided by ``gps_scale_m``) to each step's input.
         normalization, floor_db: per-sample beam-power normalisation, as in the ``beam`` modality.
         lr, weight_decay: AdamW with cosine decay over the run.
+        augmentations: random transforms of training batches, as for ``WMLM``.
     """
 
     def __init__(
@@ -148,9 +151,11 @@ class GRUBaseline(BeamBaseline):
         gps_scale_m: float = 50.0,
         lr: float = 1e-3,
         weight_decay: float = 0.01,
+        augmentations: Sequence[BatchAugmentation] = (),
     ) -> None:
         super().__init__(future, use_gps)
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["augmentations"] if augmentations else [])
+        self.augmentations = list(augmentations)
         self.gru = nn.GRU(
             NUM_BEAMS + (2 if use_gps else 0),
             hidden_size,
@@ -168,6 +173,8 @@ class GRUBaseline(BeamBaseline):
         return self.out(hidden[:, -1]).reshape(len(x), self.future, NUM_BEAMS)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        for augment in self.augmentations:
+            batch = augment(batch)
         logits = self(batch)
         loss = F.cross_entropy(logits.reshape(-1, NUM_BEAMS), batch["target"]["beam"].reshape(-1))
         self.log("train/loss", loss, prog_bar=True, batch_size=len(logits))

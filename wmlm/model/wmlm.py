@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from wmlm.heads.base import TaskHead
 from wmlm.modalities.base import Modality
 from wmlm.model.align import AnchorAlignment, alignment_pairs
+from wmlm.model.augment import BatchAugmentation
 from wmlm.model.backbone import CausalTransformer, get_preset
 from wmlm.model.checkpoint import load_matching_weights
 from wmlm.registry import get_head, get_modality
@@ -55,6 +56,8 @@ class WMLM(pl.LightningModule):
         warmup_fraction: share of each stage's steps spent warming up.
         dropout: backbone dropout.
         monitor: metric that selects the best checkpoint. monitor_mode: ``min`` or ``max``.
+        augmentations: random batch transforms applied to training batches of stage 2 (e.g.
+            ``wmlm.model.augment.BeamFlip``); stage 1 sees the data as recorded, so modalities stay paired.
     """
 
     def __init__(
@@ -77,9 +80,15 @@ class WMLM(pl.LightningModule):
         dropout: float = 0.1,
         monitor: str = "val/loss",
         monitor_mode: Literal["min", "max"] = "min",
+        augmentations: Sequence[BatchAugmentation] = (),
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=[] if _plain(modalities, heads) else ["modalities", "heads"])
+        self.save_hyperparameters(
+            ignore=[]
+            if _plain(modalities, heads, augmentations)
+            else ["modalities", "heads", "augmentations"]
+        )
+        self.augmentations = list(augmentations)
         self.modality_specs = {m.name: m for m in map(_make_modality, modalities)}
         if not self.modality_specs:
             raise ValueError("model.modalities: at least one modality is needed")
@@ -183,7 +192,10 @@ class WMLM(pl.LightningModule):
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """Outputs of every head, ``{head: outputs}``, for a batch of windows."""
-        embeddings = self.embed(batch)
+        return self.heads_forward(self.embed(batch), batch)
+
+    def heads_forward(self, embeddings: dict[str, Tensor], batch: dict[str, Any]) -> dict[str, Tensor]:
+        """Fuse per-step embeddings, run the causal backbone and every head."""
         hidden = self.backbone(self.fuse(embeddings, batch.get("mask", {})))
         return {name: head(hidden, batch) for name, head in self.heads.items()}
 
@@ -207,8 +219,8 @@ class WMLM(pl.LightningModule):
     # ----------------------------------------------------------------------------------- steps
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         batch_size = len(batch["index"])
-        embeddings = self.embed(batch)
         if self.stage == "align":
+            embeddings = self.embed(batch)
             losses = self.alignment(embeddings, self._masks(batch, embeddings))
             self.log_dict({f"align/{k}": v for k, v in losses.items() if k != "loss"}, batch_size=batch_size)
             self.log("align/loss", losses["loss"], prog_bar=True, batch_size=batch_size)
@@ -217,9 +229,9 @@ class WMLM(pl.LightningModule):
                     f"align/logit_scale/{a}__{m}", self.alignment.logit_scale(a, m), batch_size=batch_size
                 )
             return losses["loss"]
-        hidden = self.backbone(self.fuse(embeddings, batch.get("mask", {})))
-        outputs = {name: head(hidden, batch) for name, head in self.heads.items()}
-        losses = self._head_losses(outputs, batch)
+        for augment in self.augmentations:
+            batch = augment(batch)
+        losses = self._head_losses(self(batch), batch)
         self.log_dict({f"train/{k}/loss": v for k, v in losses.items() if k != "loss"}, batch_size=batch_size)
         self.log("train/loss", losses["loss"], prog_bar=True, batch_size=batch_size)
         return losses["loss"]
@@ -232,8 +244,7 @@ class WMLM(pl.LightningModule):
             self.log("val/align_loss", align["loss"], batch_size=batch_size)
         if not self.heads:
             return
-        hidden = self.backbone(self.fuse(embeddings, batch.get("mask", {})))
-        outputs = {name: head(hidden, batch) for name, head in self.heads.items()}
+        outputs = self.heads_forward(embeddings, batch)
         losses = self._head_losses(outputs, batch)
         self.log_dict(
             {f"{split}/{k}/loss": v for k, v in losses.items() if k != "loss"}, batch_size=batch_size
@@ -313,6 +324,6 @@ class WMLM(pl.LightningModule):
         return [checkpoint]
 
 
-def _plain(modalities: Sequence[Any], heads: Sequence[Any]) -> bool:
+def _plain(modalities: Sequence[Any], heads: Sequence[Any], augmentations: Sequence[Any]) -> bool:
     """True when every spec is a plain name, so hyperparameters stay plain data."""
-    return all(isinstance(x, str) for x in [*modalities, *heads])
+    return not augmentations and all(isinstance(x, str) for x in [*modalities, *heads])

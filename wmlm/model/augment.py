@@ -1,0 +1,79 @@
+"""Training-time batch augmentations along the beam axis.
+
+What transfers between base stations is how the beam pattern *moves*, not where on the codebook it sits:
+another site's road runs through other beams, in the other direction. Mirroring and shifting the beam
+axis (inputs and beam targets together) teaches exactly that invariance. They act on the ``beam``
+modality and the ``beam`` target only, so use them with beam-only models or accept that other modalities
+(e.g. GPS) no longer match the mirrored geometry.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+from torch import Tensor
+
+BEAM_KEY = "beam"
+
+
+class BatchAugmentation(ABC):
+    """A random transform of a training batch (dict in, new dict out; the input is not modified)."""
+
+    @abstractmethod
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]: ...
+
+
+def _with_beam(batch: dict[str, Any], power: Tensor, labels: Tensor | None) -> dict[str, Any]:
+    out = dict(batch)
+    out[BEAM_KEY] = power
+    if labels is not None:
+        out["target"] = {**batch["target"], BEAM_KEY: labels}
+    return out
+
+
+class BeamFlip(BatchAugmentation):
+    """Mirror the beam axis of a random share ``p`` of windows: beam ``b`` becomes ``num_beams - 1 - b``."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        self.p = p
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        power = batch[BEAM_KEY]  # [B, P, beams]
+        flip = torch.rand(len(power), device=power.device) < self.p
+        mirrored = torch.where(flip[:, None, None], power.flip(-1), power)
+        labels = batch.get("target", {}).get(BEAM_KEY)
+        if labels is not None:
+            labels = torch.where(flip[:, None], power.shape[-1] - 1 - labels, labels)
+        return _with_beam(batch, mirrored, labels)
+
+
+class BeamShift(BatchAugmentation):
+    """Shift each window's beam axis by a random whole number of beams, at most ``max_shift``.
+
+    The shift is drawn per window so that its past best beams and future labels stay on the codebook;
+    beams shifted in from outside take the window's lowest power.
+    """
+
+    def __init__(self, max_shift: int = 8) -> None:
+        self.max_shift = max_shift
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        power = batch[BEAM_KEY]  # [B, P, beams]
+        num_beams = power.shape[-1]
+        labels = batch.get("target", {}).get(BEAM_KEY)
+        occupied = power.argmax(-1)  # [B, P]
+        if labels is not None:
+            occupied = torch.cat([occupied, labels], dim=1)
+        low = (-occupied.min(dim=1).values).clamp(min=-self.max_shift)  # shifts keeping every beam >= 0
+        high = (num_beams - 1 - occupied.max(dim=1).values).clamp(max=self.max_shift)
+        shift = low + (torch.rand(len(power), device=power.device) * (high - low + 1)).long().clamp(
+            max=high - low
+        )
+        source = torch.arange(num_beams, device=power.device) - shift[:, None]  # [B, beams]
+        inside = (source >= 0) & (source < num_beams)
+        gathered = power.gather(-1, source.clamp(0, num_beams - 1)[:, None, :].expand_as(power))
+        floor = power.amin(dim=(1, 2), keepdim=True)
+        shifted = torch.where(inside[:, None, :], gathered, floor)
+        return _with_beam(batch, shifted, None if labels is None else labels + shift[:, None])
