@@ -317,7 +317,9 @@ def test_datamodule_no_training_window(data_root):
 
 def test_datamodule_all_scenarios_held_out_serves_test_only(data_root):
     names = ["scenario1", "scenario2", "scenario9"]
-    dm = DeepSenseDataModule(data_root, split="scenario", test_scenarios=names, inputs=INPUTS, targets=TARGETS)
+    dm = DeepSenseDataModule(
+        data_root, split="scenario", test_scenarios=names, inputs=INPUTS, targets=TARGETS
+    )
     dm.setup("test")
     assert len(dm.datasets["train"]) == len(dm.datasets["val"]) == 0
     assert len(dm.datasets["test"]) > 0 and len(dm.test_dataloader()) > 0

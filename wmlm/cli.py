@@ -65,7 +65,7 @@ class WMLMCLI(LightningCLI):
             Console().print(results_table(results[0], "test", title=title))
 
 
-def run(args: list[str]) -> WMLMCLI:
+def run(args: list[str] | None = None) -> WMLMCLI:
     """Parse ``args`` and run the Lightning subcommand; returns the CLI (its ``trainer``, ``model``, ...)."""
     return WMLMCLI(
         LightningModule,
@@ -84,5 +84,5 @@ def main(args: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if args is None else args)
     if argv and argv[0] in EXTRA_VERBS:
         return EXTRA_VERBS[argv[0]](argv[1:])
-    run(argv)
+    run(args)  # None: LightningCLI reads sys.argv itself
     return 0

@@ -5,6 +5,7 @@ Built-in fields:
     ``beam_label``  ``[N] int64``        optimal beam, 0-based (the CSV's label minus one).
     ``position``    ``[N, 2] float32``   vehicle east/north of the base station, metres (raw GPS).
     ``position_cal`` ``[N, 2] float32``  the same from calibrated GPS (``unit2_loc_cal``).
+    ``blockage``    ``[N] int64``        1 if the line of sight is blocked (``unit1_blockage``, simulator).
 """
 
 from __future__ import annotations
@@ -151,7 +152,24 @@ class CalibratedPositionReader(PositionReader):
     columns = ("unit2_loc_cal",)
 
 
+class BlockageReader(FieldReader):
+    """Line-of-sight blockage label per row (0 or 1) from ``unit1_blockage``."""
+
+    name = "blockage"
+    columns = ("unit1_blockage",)
+    dtype = np.int64
+
+    def read(self, table: ScenarioTable) -> np.ndarray:
+        labels = table.integers(*self.columns)
+        bad = np.flatnonzero((labels != 0) & (labels != 1))
+        if bad.size:
+            row = int(bad[0])
+            raise DataError(f"{table.where(row, self.columns[0])}: blockage label {labels[row]} is not 0 or 1")
+        return labels
+
+
 @hookimpl
 def wmlm_register_readers(register) -> None:  # noqa: ANN001
-    for reader in (BeamPowerReader(), BeamLabelReader(), PositionReader(), CalibratedPositionReader()):
+    readers = (BeamPowerReader(), BeamLabelReader(), PositionReader(), CalibratedPositionReader(), BlockageReader())
+    for reader in readers:
         register(reader)

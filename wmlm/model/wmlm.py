@@ -273,7 +273,8 @@ class WMLM(pl.LightningModule):
     def setup(self, stage: str) -> None:
         if stage == "fit":
             total = self.align_epochs + self.adapt_epochs
-            if self.trainer.max_epochs not in (None, -1, total) and not self.trainer.fast_dev_run:
+            # 1000 is Lightning's stand-in for "not set"
+            if self.trainer.max_epochs not in (None, -1, 1000, total) and not self.trainer.fast_dev_run:
                 log.warning(
                     "trainer.max_epochs=%s replaced by align_epochs + adapt_epochs = %d",
                     self.trainer.max_epochs,

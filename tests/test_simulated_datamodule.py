@@ -1,0 +1,51 @@
+"""The simulated data module: generated once into a cache, reused, and read by the same reader as real data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wmlm.data.deepsense import load_scenario
+from wmlm.data.simulated import COMPLETE_MARKER, SimulatedDataModule, ensure_simulated
+
+FIELDS = {"inputs": {"beam": "beam_power", "gps": "position"}, "targets": {"beam": "beam_label"}}
+
+
+def test_cache_is_written_once_then_reused(tmp_path: Path) -> None:
+    parent = ensure_simulated(tmp_path, ["suburban", "night"], sequences=3, seed=0)
+    files = sorted(p for p in parent.rglob("*") if p.is_file())
+    assert {p.name for p in parent.iterdir()} == {"suburban", "night"}  # no staging folders left behind
+    assert all((parent / name / COMPLETE_MARKER).is_file() for name in ("suburban", "night"))
+    mtimes = [p.stat().st_mtime_ns for p in files]
+    assert ensure_simulated(tmp_path, ["suburban", "night"], sequences=3, seed=0) == parent
+    assert [p.stat().st_mtime_ns for p in files] == mtimes  # cache hit: nothing rewritten
+
+
+def test_an_interrupted_scenario_is_regenerated(tmp_path: Path) -> None:
+    parent = ensure_simulated(tmp_path, ["suburban"], sequences=2, seed=1)
+    (parent / "suburban" / COMPLETE_MARKER).unlink()  # as if the process died before finishing
+    (parent / "suburban" / "suburban.csv").write_text("index\n")  # and left a broken file
+    ensure_simulated(tmp_path, ["suburban"], sequences=2, seed=1)
+    data = load_scenario(parent / "suburban", ["beam_label", "blockage"])
+    assert len(data) > 10 and set(np.unique(data.fields["blockage"])) <= {0, 1}
+
+
+def test_unknown_preset_lists_the_available_ones(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="available: .*suburban"):
+        ensure_simulated(tmp_path, ["mars_base"], sequences=2, seed=0)
+
+
+def test_datamodule_holds_out_the_last_preset_by_default(tmp_path: Path) -> None:
+    data = SimulatedDataModule(
+        presets=["suburban", "night", "urban_canyon"], sequences=4, cache_dir=str(tmp_path), **FIELDS
+    )
+    data.setup("fit")
+    assert data.test_scenarios == ["urban_canyon"]
+    test_ids = set(data.datasets["test"].scenario_of_window.tolist())
+    train_ids = set(data.datasets["train"].scenario_of_window.tolist())
+    assert test_ids == {data.scenario_names.index("urban_canyon")}
+    assert not test_ids & train_ids
+    batch = next(iter(data.train_dataloader()))
+    assert batch["beam"].shape[1:] == (5, 64) and batch["target"]["beam"].shape[1:] == (3,)
