@@ -7,8 +7,8 @@ import torch
 from wmlm.model.augment import BeamFlip, BeamShift
 
 
-def batch_with_peaks(past: list[list[int]], future: list[list[int]]) -> dict:
-    power = torch.full((len(past), len(past[0]), 64), 0.01)
+def batch_with_peaks(past: list[list[int]], future: list[list[int]], floor: float = 0.01) -> dict:
+    power = torch.full((len(past), len(past[0]), 64), floor)
     for w, beams in enumerate(past):
         for p, b in enumerate(beams):
             power[w, p, b] = 1.0
@@ -40,3 +40,28 @@ def test_shift_moves_everything_by_one_offset_and_stays_on_the_codebook() -> Non
         offsets.update(delta[:, 0].tolist())
         assert delta[0, 0] >= 0 and delta[2, 0] <= 0  # windows at the codebook's edges only move inwards
     assert len(offsets) > 5  # the shift really varies
+
+
+def test_centred_frame_makes_the_model_shift_equivariant() -> None:
+    """With frame=last_beam and a relative head, shifting a window along the codebook shifts the prediction."""
+    from wmlm.heads.beam import BeamHead
+    from wmlm.modalities.beam import BeamModality, centre_on_beam
+
+    values = torch.arange(1, 7, dtype=torch.float32).reshape(1, 2, 3)  # N = 3 beams
+    centred = centre_on_beam(values, torch.tensor([2]), fill=0.0)
+    assert centred.tolist() == [[[1, 2, 3, 0, 0], [4, 5, 6, 0, 0]]]  # beam 2 at index N - 1 = 2
+
+    torch.manual_seed(0)
+    encoder = BeamModality(frame="last_beam", encoder="conv").build_encoder(16)
+    head = BeamHead(relative_to="beam", dropout=0.0)
+    head.build(hidden_dim=16, past_steps=3, future_steps=2)
+    batch = batch_with_peaks([[20, 22, 24]], [[26, 28]], floor=1e-4)  # off-peak: below the -30 dB floor
+    batch["beam"][0, :, 21] = 0.1  # some structure beside the peak
+    moved = BeamShift(max_shift=0)(batch)  # a copy
+    moved["beam"] = torch.roll(batch["beam"], shifts=10, dims=-1)  # same pattern, 10 beams further
+    # the encoder sees the same centred window, so the head's offsets are the same and land 10 beams further
+    for b in (batch, moved):
+        b["hidden"] = encoder(b["beam"])
+    torch.testing.assert_close(batch["hidden"], moved["hidden"])
+    scores, moved_scores = head(batch["hidden"], batch), head(moved["hidden"], moved)
+    assert (moved_scores.argmax(-1) - scores.argmax(-1)).tolist() == [[10, 10]]

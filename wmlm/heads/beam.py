@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
@@ -11,6 +12,7 @@ from torchmetrics import MetricCollection
 from wmlm.heads.base import TaskHead
 from wmlm.hookspecs import hookimpl
 from wmlm.metrics import beam_metrics
+from wmlm.modalities.beam import last_best_beam
 
 NUM_BEAMS = 64
 
@@ -25,6 +27,10 @@ class BeamHead(TaskHead):
         num_beams: codebook size.
         label_smoothing: cross-entropy label smoothing.
         dropout: dropout before the output layer.
+        relative_to: name of a beam-power modality in the batch (e.g. ``beam``). If set, the head scores
+            beams relative to that modality's best beam at the last past step (``2 * num_beams - 1``
+            offsets) and maps them back to absolute beams: predictions move with the vehicle's current beam
+            wherever it is on the codebook. Pair it with ``BeamModality(frame="last_beam")``.
     """
 
     name = "beam"
@@ -36,8 +42,10 @@ class BeamHead(TaskHead):
         num_beams: int = NUM_BEAMS,
         label_smoothing: float = 0.0,
         dropout: float = 0.1,
+        relative_to: str | None = None,
     ) -> None:
         super().__init__(name)
+        self.relative_to = relative_to
         self.num_beams = num_beams
         self.label_smoothing = label_smoothing
         self.dropout = dropout
@@ -48,11 +56,24 @@ class BeamHead(TaskHead):
         self.proj = nn.Sequential(
             nn.LayerNorm(hidden_dim),
             nn.Dropout(self.dropout),
-            nn.Linear(hidden_dim, future_steps * self.num_beams),
+            nn.Linear(hidden_dim, future_steps * self.num_scores),
         )
 
+    @property
+    def num_scores(self) -> int:
+        """Outputs per future step: one per beam, or one per beam offset when ``relative_to`` is set."""
+        return 2 * self.num_beams - 1 if self.relative_to else self.num_beams
+
     def forward(self, hidden: Tensor, batch: dict[str, Any]) -> Tensor:
-        return self.proj(hidden[:, -1]).reshape(hidden.shape[0], self.future_steps, self.num_beams)
+        scores = self.proj(hidden[:, -1]).reshape(hidden.shape[0], self.future_steps, self.num_scores)
+        if not self.relative_to:
+            return scores
+        if self.relative_to not in batch:
+            raise KeyError(f"beam head: relative_to={self.relative_to!r} is not a modality of this batch")
+        # absolute beam b is offset b - centre, stored at index b - centre + num_beams - 1
+        centre = last_best_beam(batch[self.relative_to])  # [B]
+        index = torch.arange(self.num_beams, device=scores.device) - centre[:, None] + self.num_beams - 1
+        return scores.gather(-1, index[:, None, :].expand(-1, self.future_steps, -1))
 
     def loss(self, outputs: Tensor, batch: dict[str, Any]) -> Tensor:
         target = batch["target"]["beam"]

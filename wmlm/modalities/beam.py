@@ -54,17 +54,41 @@ class BeamConvEncoder(nn.Module):
         return self.proj(features.reshape(batch, steps, -1))
 
 
-class NormalizedPowerEncoder(nn.Module):
-    """Normalises linear power per sample, then encodes it."""
+def last_best_beam(power: Tensor) -> Tensor:
+    """``[B]`` strongest beam of each window's last step, from power ``[B, P, beams]``."""
+    return power[:, -1].argmax(dim=-1)
 
-    def __init__(self, body: nn.Module, mode: Literal["db", "max"], floor_db: float) -> None:
+
+def centre_on_beam(values: Tensor, centre: Tensor, fill: float = 0.0) -> Tensor:
+    """Re-index the beam axis around ``centre``: ``[B, P, N] -> [B, P, 2N - 1]``.
+
+    Output index ``k`` holds beam ``centre + k - (N - 1)``, so the centre beam always sits at ``N - 1``
+    and every beam of the codebook stays representable; positions off the codebook get ``fill``.
+    """
+    batch, steps, num_beams = values.shape
+    source = torch.arange(2 * num_beams - 1, device=values.device) + centre[:, None] - (num_beams - 1)
+    inside = (source >= 0) & (source < num_beams)  # [B, 2N-1]
+    index = source.clamp(0, num_beams - 1)[:, None, :].expand(batch, steps, -1)
+    return torch.where(inside[:, None, :], values.gather(-1, index), torch.full_like(values[..., :1], fill))
+
+
+class NormalizedPowerEncoder(nn.Module):
+    """Normalises linear power per sample, optionally centres each window on its last best beam, encodes."""
+
+    def __init__(
+        self, body: nn.Module, mode: Literal["db", "max"], floor_db: float, centred: bool = False
+    ) -> None:
         super().__init__()
         self.body = body
         self.mode = mode
         self.floor_db = floor_db
+        self.centred = centred
 
     def forward(self, power_linear: Tensor) -> Tensor:
-        return self.body(normalize_power(power_linear, self.mode, self.floor_db))
+        normalized = normalize_power(power_linear, self.mode, self.floor_db)
+        if self.centred:
+            normalized = centre_on_beam(normalized, last_best_beam(power_linear))
+        return self.body(normalized)
 
 
 class BeamModality(Modality):
@@ -74,6 +98,10 @@ class BeamModality(Modality):
         normalization: ``db`` (default) or ``max``; see ``normalize_power``.
         floor_db: lowest relative power kept by ``db`` normalisation, in dB below the peak.
         encoder: ``conv`` (default; shared filters along the beam axis) or ``mlp`` (per-step MLP).
+        frame: ``absolute`` (beam indices as measured) or ``last_beam``: every window is re-indexed around
+            the best beam of its last step, so the encoder sees only how the pattern moves, not where on the
+            codebook it is, which is what carries over to base stations never seen. Pair it with
+            ``BeamHead(relative_to="beam")``.
         hidden_dim: width of the encoder's hidden layers.
     """
 
@@ -87,6 +115,7 @@ class BeamModality(Modality):
         floor_db: float = -30.0,
         encoder: Literal["mlp", "conv"] = "conv",
         hidden_dim: int = 256,
+        frame: Literal["absolute", "last_beam"] = "absolute",
     ) -> None:
         if floor_db >= 0:
             raise ValueError(f"beam modality: floor_db must be negative (dB below the peak), got {floor_db}")
@@ -94,15 +123,21 @@ class BeamModality(Modality):
         self.floor_db = floor_db
         self.encoder = encoder
         self.hidden_dim = hidden_dim
+        if frame not in ("absolute", "last_beam"):
+            raise ValueError(f"beam modality: frame must be 'absolute' or 'last_beam', got {frame!r}")
+        self.frame = frame
 
     def build_encoder(self, embed_dim: int) -> nn.Module:
+        width = 2 * NUM_BEAMS - 1 if self.frame == "last_beam" else NUM_BEAMS
         if self.encoder == "conv":
-            body: nn.Module = BeamConvEncoder(NUM_BEAMS, embed_dim)
+            body: nn.Module = BeamConvEncoder(width, embed_dim)
         elif self.encoder == "mlp":
-            body = StepMLP(NUM_BEAMS, embed_dim, self.hidden_dim)
+            body = StepMLP(width, embed_dim, self.hidden_dim)
         else:
             raise ValueError(f"beam modality: encoder must be 'mlp' or 'conv', got {self.encoder!r}")
-        return NormalizedPowerEncoder(body, self.normalization, self.floor_db)
+        return NormalizedPowerEncoder(
+            body, self.normalization, self.floor_db, centred=self.frame == "last_beam"
+        )
 
 
 @hookimpl
