@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from torch import Tensor, nn
 
 from wmlm.hookspecs import hookimpl
@@ -9,15 +11,19 @@ from wmlm.modalities.base import Modality, StepMLP
 
 
 class ScaledEncoder(nn.Module):
-    """Divides by a fixed scale (metres) before encoding, so inputs are O(1)."""
+    """Divides by a fixed scale (metres) before encoding, so inputs are O(1); optionally keeps only range."""
 
-    def __init__(self, body: nn.Module, scale_m: float) -> None:
+    def __init__(self, body: nn.Module, scale_m: float, range_only: bool = False) -> None:
         super().__init__()
         self.body = body
         self.scale_m = scale_m
+        self.range_only = range_only
 
     def forward(self, position_enu_m: Tensor) -> Tensor:
-        return self.body(position_enu_m / self.scale_m)
+        scaled = position_enu_m / self.scale_m
+        if self.range_only:
+            scaled = scaled.norm(dim=-1, keepdim=True)
+        return self.body(scaled)
 
 
 class GpsModality(Modality):
@@ -26,20 +32,31 @@ class GpsModality(Modality):
     Args:
         scale_m: positions are divided by this before the encoder (typical cell radius).
         hidden_dim: width of the encoder's hidden layers.
+        features: ``enu`` (east and north) or ``range`` (distance to the base station only). The bearing
+            depends on how a site's road and array are oriented; the range does not, so ``range`` is the
+            choice for models meant to work at base stations they never saw.
     """
 
     name = "gps"
     field = "position"
     step_shape = (2,)
 
-    def __init__(self, scale_m: float = 50.0, hidden_dim: int = 128) -> None:
+    def __init__(
+        self, scale_m: float = 50.0, hidden_dim: int = 128, features: Literal["enu", "range"] = "enu"
+    ) -> None:
         if scale_m <= 0:
             raise ValueError(f"gps modality: scale_m must be positive, got {scale_m}")
+        if features not in ("enu", "range"):
+            raise ValueError(f"gps modality: features must be 'enu' or 'range', got {features!r}")
         self.scale_m = scale_m
         self.hidden_dim = hidden_dim
+        self.features = features
 
     def build_encoder(self, embed_dim: int) -> nn.Module:
-        return ScaledEncoder(StepMLP(2, embed_dim, self.hidden_dim), self.scale_m)
+        range_only = self.features == "range"
+        return ScaledEncoder(
+            StepMLP(1 if range_only else 2, embed_dim, self.hidden_dim), self.scale_m, range_only
+        )
 
 
 @hookimpl
