@@ -49,12 +49,21 @@ DEV_SITES = {
     "F": ["scenario8", "scenario9"],
 }
 S4 = ["scenario1", "scenario2", "scenario5", "scenario6"]
-BEAM_GPS = ["--model.modalities", "[beam, gps]", "--model.align_epochs", "5", "--model.adapt_epochs", "25"]
+# beam in the centred frame (as configs/wmlm.yaml) plus GPS range, both stages
+BEAM_GPS = [
+    "--model.modalities",
+    "[{class_path: wmlm.modalities.BeamModality, init_args: {frame: last_beam}},"
+    " {class_path: wmlm.modalities.GpsModality, init_args: {features: range}}]",
+    "--model.align_epochs",
+    "3",
+    "--model.adapt_epochs",
+    "20",
+]
 ANCHOR_VARIANTS = {
     "anchor beam": ["--model.anchor", "beam"],
     "anchor gps": ["--model.anchor", "gps"],
     "joint anchors": ["--model.anchor", "[beam, gps]"],
-    "no alignment": ["--model.align_epochs", "0", "--model.adapt_epochs", "30"],
+    "no alignment": ["--model.align_epochs", "0", "--model.adapt_epochs", "23"],
 }
 Results = dict[str, dict[str, Scores]]
 
