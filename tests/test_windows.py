@@ -323,3 +323,27 @@ def test_datamodule_all_scenarios_held_out_serves_test_only(data_root):
     dm.setup("test")
     assert len(dm.datasets["train"]) == len(dm.datasets["val"]) == 0
     assert len(dm.datasets["test"]) > 0 and len(dm.test_dataloader()) > 0
+
+
+def test_strided_windows_stay_inside_a_sequence():
+    seq = np.array([1] * 9 + [2] * 6)
+    assert window_starts(seq, past=2, future=1, stride=2).tolist() == [0, 1, 2, 3, 4, 9, 10]
+    with pytest.raises(ValueError, match="stride >= 1"):
+        window_starts(seq, past=2, future=1, stride=0)
+
+
+def test_train_strides_add_faster_windows_to_training_only(data_root):
+    plain = DeepSenseDataModule(data_root, inputs=INPUTS, targets=TARGETS)
+    strided = DeepSenseDataModule(data_root, inputs=INPUTS, targets=TARGETS, train_strides=[1, 2])
+    plain.setup("fit")
+    strided.setup("fit")
+    assert len(strided.datasets["train"]) > len(plain.datasets["train"])
+    for split in ("val", "test"):
+        assert len(strided.datasets[split]) == len(plain.datasets[split])
+    train = strided.datasets["train"]
+    doubled = np.flatnonzero(train.strides == 2)
+    batch = train.__getitems__(doubled[:4].tolist())
+    first = train.starts[doubled[:4]]
+    # the last past sample of a stride-2 window is 2 * (past - 1) rows after its first
+    expected_index = train.index[torch.from_numpy(first + 2 * (strided.past - 1))]
+    assert torch.equal(batch["index"], expected_index)

@@ -41,6 +41,10 @@ class DeepSenseDataModule(pl.LightningDataModule):
         inputs: ``{batch key: field}``; by default asked from the model (``data_fields()``).
         targets: ``{target key: field}``; by default asked from the model.
         predict_split: which split ``predict`` runs on.
+        train_strides: sampling strides of training windows. ``[1, 2]`` adds windows that take every
+            second sample, which look like vehicles passing twice as fast: an augmentation for sites whose
+            traffic is faster (or farther sampled) than the training sites'. Validation and test windows
+            always use stride 1.
     """
 
     def __init__(
@@ -59,8 +63,12 @@ class DeepSenseDataModule(pl.LightningDataModule):
         inputs: dict[str, str] | None = None,
         targets: dict[str, str] | None = None,
         predict_split: Literal["train", "val", "test"] = "test",
+        train_strides: list[int] | None = None,
     ) -> None:
         super().__init__()
+        self.train_strides = list(train_strides or [1])
+        if any(s < 1 for s in self.train_strides):
+            raise ValueError(f"data.train_strides must be positive integers, got {self.train_strides}")
         if split == "scenario" and not test_scenarios:
             raise ValueError("data: split='scenario' needs test_scenarios (the held-out scenario names)")
         if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
@@ -113,10 +121,9 @@ class DeepSenseDataModule(pl.LightningDataModule):
             )
 
     def _split_starts(self, scenarios: list[ScenarioData]) -> dict[str, np.ndarray]:
-        """``{split: [W, 2] (scenario position, first row)}``."""
+        """``{split: [W, 3] (scenario position, first row, stride)}``."""
         per_split: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
         for position, scenario in enumerate(scenarios):
-            first_rows = window_starts(scenario.sequence, self.past, self.future)
             if self.split == "scenario" and scenario.name in self.test_scenarios:
                 row_split = {"test": np.ones(len(scenario), bool)}
             else:
@@ -125,10 +132,13 @@ class DeepSenseDataModule(pl.LightningDataModule):
                     fractions["test"] = self.test_fraction
                 row_split = split_sequences(scenario, fractions, self.seed)
             for split, rows in row_split.items():
-                chosen = first_rows[rows[first_rows]]
-                per_split[split].append(np.stack([np.full(len(chosen), position), chosen], axis=1))
+                for stride in self.train_strides if split == "train" else [1]:
+                    first_rows = window_starts(scenario.sequence, self.past, self.future, stride)
+                    chosen = first_rows[rows[first_rows]]
+                    columns = [np.full(len(chosen), position), chosen, np.full(len(chosen), stride)]
+                    per_split[split].append(np.stack(columns, axis=1))
         return {
-            split: np.concatenate(parts).astype(np.int64) if parts else np.zeros((0, 2), np.int64)
+            split: np.concatenate(parts).astype(np.int64) if parts else np.zeros((0, 3), np.int64)
             for split, parts in per_split.items()
         }
 

@@ -19,16 +19,18 @@ def run_ids(sequence: np.ndarray) -> np.ndarray:
     return np.cumsum(change) - 1
 
 
-def window_starts(sequence: np.ndarray, past: int, future: int) -> np.ndarray:
-    """``[W]`` first rows of the windows of ``past + future`` consecutive rows inside one sequence run."""
-    if past < 1 or future < 0:
-        raise ValueError(f"windows need past >= 1 and future >= 0, got past={past}, future={future}")
-    length = past + future
-    if len(sequence) < length:
+def window_starts(sequence: np.ndarray, past: int, future: int, stride: int = 1) -> np.ndarray:
+    """``[W]`` first rows of the windows of ``past + future`` rows, ``stride`` apart, inside one sequence run."""
+    if past < 1 or future < 0 or stride < 1:
+        raise ValueError(
+            f"windows need past >= 1, future >= 0, stride >= 1; got past={past}, future={future}, stride={stride}"
+        )
+    span = (past + future - 1) * stride + 1
+    if len(sequence) < span:
         return np.zeros(0, dtype=np.int64)
     runs = run_ids(sequence)
-    starts = np.arange(len(sequence) - length + 1)
-    return starts[runs[starts] == runs[starts + length - 1]].astype(np.int64)
+    starts = np.arange(len(sequence) - span + 1)
+    return starts[runs[starts] == runs[starts + span - 1]].astype(np.int64)
 
 
 def split_sequences(
@@ -61,7 +63,8 @@ class WindowDataset(Dataset):
 
     Args:
         scenarios: the loaded scenarios (fields must include every input and target field).
-        starts: ``[W, 2] int64`` rows of (scenario position, first row of the window).
+        starts: ``[W, 2]`` or ``[W, 3] int64`` rows of (scenario position, first row of the window, stride
+            in rows between the window's samples; 1 if the column is absent).
         inputs: ``{batch key: field}`` for past steps, e.g. ``{"beam": "beam_power"}``.
         targets: ``{target key: field}`` for future steps, e.g. ``{"beam": "beam_label"}``.
         past, future: window lengths in samples.
@@ -86,6 +89,7 @@ class WindowDataset(Dataset):
             (offsets[starts[:, 0]] + starts[:, 1]).astype(np.int64) if len(starts) else np.zeros(0, np.int64)
         )
         self.scenario_of_window = starts[:, 0].astype(np.int64) if len(starts) else np.zeros(0, np.int64)
+        self.strides = starts[:, 2].astype(np.int64) if starts.shape[1] > 2 else np.ones(len(starts), np.int64)
         needed = set(self.inputs.values()) | set(self.targets.values())
         self.fields = {f: torch.from_numpy(np.concatenate([s.fields[f] for s in scenarios])) for f in needed}
         self.index = torch.from_numpy(np.concatenate([s.index for s in scenarios]))
@@ -94,14 +98,16 @@ class WindowDataset(Dataset):
         return len(self.starts)
 
     def __getitems__(self, indices: Sequence[int]) -> dict:
-        first = torch.from_numpy(self.starts[np.asarray(indices, dtype=np.int64)])
-        past_rows = first[:, None] + torch.arange(self.past)
-        future_rows = first[:, None] + self.past + torch.arange(self.future)
+        chosen = np.asarray(indices, dtype=np.int64)
+        first = torch.from_numpy(self.starts[chosen])[:, None]
+        stride = torch.from_numpy(self.strides[chosen])[:, None]
+        past_rows = first + torch.arange(self.past) * stride
+        future_rows = first + (self.past + torch.arange(self.future)) * stride
         batch: dict = {key: self.fields[field][past_rows] for key, field in self.inputs.items()}
         batch["mask"] = {key: torch.ones(past_rows.shape, dtype=torch.bool) for key in self.inputs}
         batch["target"] = {key: self.fields[field][future_rows] for key, field in self.targets.items()}
         batch["index"] = self.index[past_rows[:, -1]]
-        batch["scenario_id"] = torch.from_numpy(self.scenario_of_window[np.asarray(indices, dtype=np.int64)])
+        batch["scenario_id"] = torch.from_numpy(self.scenario_of_window[chosen])
         return batch
 
     def __getitem__(self, i: int) -> dict:
