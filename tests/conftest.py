@@ -96,6 +96,12 @@ def data_root(make_scenario: Callable[..., tuple[Path, dict[str, np.ndarray]]]) 
 
 
 @pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Caches (parsed arrays, simulated scenarios) go to a per-test folder, never to ~/.cache."""
+    monkeypatch.setenv("WMLM_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(autouse=True)
 def _fresh_registry(monkeypatch: pytest.MonkeyPatch):
     """Every test starts from a freshly loaded plugin registry and leaves none behind."""
     registry.reset()

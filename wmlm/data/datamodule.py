@@ -9,6 +9,7 @@ import lightning.pytorch as pl
 import numpy as np
 from torch.utils.data import DataLoader
 
+from wmlm.data.cache import default_cache_dir
 from wmlm.data.deepsense import ScenarioData, find_scenarios, load_scenarios
 from wmlm.data.table import DataError
 from wmlm.data.windows import WindowDataset, collate_batch, split_sequences, window_starts
@@ -45,6 +46,10 @@ class DeepSenseDataModule(pl.LightningDataModule):
             second sample, which look like vehicles passing twice as fast: an augmentation for sites whose
             traffic is faster (or farther sampled) than the training sites'. Validation and test windows
             always use stride 1.
+        cache: keep parsed fields as memory-mapped arrays so later runs skip parsing the text files
+            (``wmlm.data.cache``; an entry is invalidated when any file of the scenario changes).
+        cache_dir: where the parsed arrays go (default ``$WMLM_CACHE_DIR/arrays`` or
+            ``~/.cache/wmlm/arrays``).
     """
 
     def __init__(
@@ -64,8 +69,11 @@ class DeepSenseDataModule(pl.LightningDataModule):
         targets: dict[str, str] | None = None,
         predict_split: Literal["train", "val", "test"] = "test",
         train_strides: list[int] | None = None,
+        cache: bool = True,
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__()
+        self.cache, self.cache_dir = cache, cache_dir
         self.train_strides = list(train_strides or [1])
         if any(s < 1 for s in self.train_strides):
             raise ValueError(f"data.train_strides must be positive integers, got {self.train_strides}")
@@ -112,13 +120,20 @@ class DeepSenseDataModule(pl.LightningDataModule):
             unknown = [n for n in self.test_scenarios if n not in available]
             if unknown:
                 raise DataError(f"data.test_scenarios: unknown scenario(s) {unknown}; available: {available}")
-        scenarios = load_scenarios(self.root, [*inputs.values(), *targets.values()], names)
+        fields = [*inputs.values(), *targets.values()]
+        scenarios = load_scenarios(self.root, fields, names, cache_dir=self.arrays_cache_dir())
         self.scenario_names = [s.name for s in scenarios]
         starts = self._split_starts(scenarios)
         for split in SPLITS:
             self.datasets[split] = WindowDataset(
                 scenarios, starts[split], inputs, targets, self.past, self.future
             )
+
+    def arrays_cache_dir(self) -> Path | None:
+        """Folder of the parsed-array cache, or None when ``cache`` is off."""
+        if not self.cache:
+            return None
+        return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir() / "arrays"
 
     def _split_starts(self, scenarios: list[ScenarioData]) -> dict[str, np.ndarray]:
         """``{split: [W, 3] (scenario position, first row, stride)}``."""
