@@ -316,3 +316,38 @@ def test_error_line_number_after_a_blank_line(make_scenario):
     message = str(info.value)
     assert "row 3" in message
     assert "line 5" in message
+
+
+# ---------------------------------------------------------------- rows out of time order
+
+
+def _set_cell(folder: Path, row: int, column: str, value: str) -> None:
+    def edit(header, rows):
+        rows[row][header.index(column)] = value
+        return header, rows
+
+    _rewrite_csv(folder, edit)
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "value", "expected"),
+    [
+        (4, "index", "2", "index 2 repeats row 2"),
+        (4, "index", "1", "index 1 repeats row 1"),
+        (3, "index", "3", "index 3 repeats row 3"),
+        (20, "seq_index", "1", "seq_index 1 follows 2"),
+    ],
+)
+def test_rows_out_of_time_order_are_refused(make_scenario, row, column, value, expected):
+    folder, _ = make_scenario(sequence_lengths=(14, 12))
+    _set_cell(folder, row, column, value)
+    with pytest.raises(DataError, match=expected) as info:
+        load_scenario(folder, ["beam_label"])
+    assert f"{folder.name}.csv, row {row + 1}" in str(info.value)
+
+
+def test_decreasing_index_is_refused(make_scenario):
+    folder, _ = make_scenario(sequence_lengths=(5,))
+    _set_cell(folder, 2, "index", "100")
+    with pytest.raises(DataError, match=r"row 4 .*index 4 follows 100"):
+        load_scenario(folder, ["beam_label"])

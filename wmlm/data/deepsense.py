@@ -59,11 +59,36 @@ def find_scenarios(root: Path | str, names: Sequence[str] | None = None) -> list
     return [available[n] for n in names]
 
 
+def check_row_order(table: ScenarioTable, index: np.ndarray, sequence: np.ndarray) -> None:
+    """Rows must be samples in time order: unique increasing ``index``, non-decreasing ``seq_index``.
+
+    Windows are cut along the rows, so shuffled or repeated rows would silently make wrong windows.
+    """
+    seen: dict[int, int] = {}
+    for row, value in enumerate(index.tolist()):
+        if value in seen:
+            raise DataError(
+                f"{table.where(row, 'index')}: index {value} repeats row {seen[value] + 1}; "
+                "every sample needs its own index"
+            )
+        seen[value] = row
+    for name, values, rule in (("index", index, "increase"), ("seq_index", sequence, "never decrease")):
+        step = np.diff(values)
+        bad = np.flatnonzero(step <= 0 if name == "index" else step < 0)
+        if bad.size:
+            row = int(bad[0]) + 1
+            raise DataError(
+                f"{table.where(row, name)}: {name} {values[row]} follows {values[row - 1]} of the previous "
+                f"row; rows must be in time order ({name} must {rule} from row to row)"
+            )
+
+
 def load_scenario(folder: Path | str, fields: Iterable[str]) -> ScenarioData:
     """Read the CSV of one scenario folder and the requested fields (registered ``FieldReader``s)."""
     table = ScenarioTable.from_folder(folder)
     index = table.integers("index") if table.find_column("index") else np.arange(1, len(table) + 1)
     sequence = table.integers("seq_index")
+    check_row_order(table, index, sequence)
     arrays: dict[str, np.ndarray] = {}
     for name in dict.fromkeys(fields):
         array = get_reader(name).read(table)
