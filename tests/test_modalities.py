@@ -28,7 +28,7 @@ def test_beam_encoder_maps_steps_to_embeddings(encoder: str, frame: str) -> None
 
 
 def test_validation_names_the_modality_and_the_expected_shape() -> None:
-    with pytest.raises(ValueError, match=r"modality 'beam': expected a tensor of shape \['B', 'P', 64\]"):
+    with pytest.raises(ValueError, match=r"modality 'beam': expected a tensor of shape \[B, P, 64\]"):
         BeamModality().validate(torch.rand(2, 5, 63))
     with pytest.raises(ValueError, match="modality 'gps': expected dtype"):
         GpsModality().validate(torch.rand(2, 5, 2, dtype=torch.float64))

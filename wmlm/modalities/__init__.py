@@ -3,5 +3,6 @@
 from wmlm.modalities.base import Modality
 from wmlm.modalities.beam import BeamModality
 from wmlm.modalities.gps import GpsModality
+from wmlm.modalities.image import ImageModality
 
-__all__ = ["BeamModality", "GpsModality", "Modality"]
+__all__ = ["BeamModality", "GpsModality", "ImageModality", "Modality"]

@@ -33,10 +33,10 @@ class Modality(ABC):
 
     def validate(self, x: Tensor) -> None:
         """Raise ``ValueError`` naming this modality if ``x`` is not ``[B, P, *step_shape]`` of ``dtype``."""
-        expected = ("B", "P", *self.step_shape)
+        expected = "[" + ", ".join(map(str, ("B", "P", *self.step_shape))) + "]"
         if x.dim() != 2 + len(self.step_shape) or tuple(x.shape[2:]) != tuple(self.step_shape):
             raise ValueError(
-                f"modality {self.name!r}: expected a tensor of shape {list(expected)}, got {list(x.shape)}"
+                f"modality {self.name!r}: expected a tensor of shape {expected}, got {list(x.shape)}"
             )
         if x.dtype != self.dtype:
             raise ValueError(f"modality {self.name!r}: expected dtype {self.dtype}, got {x.dtype}")
