@@ -19,7 +19,16 @@ from wmlm.modalities.beam import BeamModality
 from wmlm.modalities.gps import GpsModality
 from wmlm.registry import UnknownNameError
 
-BUILTIN_PLUGINS = ("wmlm.modalities.beam", "wmlm.modalities.gps", "wmlm.heads.beam", "wmlm.data.readers")
+BUILTIN_PLUGINS = (
+    "wmlm.modalities.beam",
+    "wmlm.modalities.gps",
+    "wmlm.modalities.image",
+    "wmlm.heads.beam",
+    "wmlm.heads.power",
+    "wmlm.heads.position",
+    "wmlm.heads.blockage",
+    "wmlm.data.readers",
+)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -95,6 +104,8 @@ def test_builtin_records():
         assert records[name].version == wmlm.__version__
     assert records["wmlm.modalities.beam"].registered["modality"] == ["beam"]
     assert records["wmlm.heads.beam"].registered["head"] == ["beam"]
+    for head in ("power", "position", "blockage"):
+        assert records[f"wmlm.heads.{head}"].registered["head"] == [head]
     assert {"beam_power", "beam_label", "position"} <= set(records["wmlm.data.readers"].registered["reader"])
 
 

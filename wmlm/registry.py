@@ -29,7 +29,11 @@ ENV_LOAD_PLUGINS = "WMLM_LOAD_PLUGINS"
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "wmlm.modalities.beam",
     "wmlm.modalities.gps",
+    "wmlm.modalities.image",
     "wmlm.heads.beam",
+    "wmlm.heads.power",
+    "wmlm.heads.position",
+    "wmlm.heads.blockage",
     "wmlm.data.readers",
 )
 HOOK_KINDS: dict[str, str] = {
