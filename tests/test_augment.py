@@ -65,3 +65,19 @@ def test_centred_frame_makes_the_model_shift_equivariant() -> None:
     torch.testing.assert_close(batch["hidden"], moved["hidden"])
     scores, moved_scores = head(batch["hidden"], batch), head(moved["hidden"], moved)
     assert (moved_scores.argmax(-1) - scores.argmax(-1)).tolist() == [[10, 10]]
+
+
+def test_power_target_moves_with_the_beam_axis() -> None:
+    torch.manual_seed(1)
+    batch = batch_with_peaks([[3, 4, 5], [40, 41, 42]], [[6, 7], [43, 44]])
+    future_power = torch.full((2, 2, 64), 0.01)
+    for w, beams in enumerate([[6, 7], [43, 44]]):
+        for f, b in enumerate(beams):
+            future_power[w, f, b] = 1.0
+    batch["target"]["power"] = future_power
+    flipped = BeamFlip(p=1.0)(batch)
+    assert flipped["target"]["power"].argmax(-1).tolist() == flipped["target"]["beam"].tolist()
+    for _ in range(10):
+        shifted = BeamShift(max_shift=8)(batch)
+        assert shifted["target"]["power"].argmax(-1).tolist() == shifted["target"]["beam"].tolist()
+    assert batch["target"]["power"].argmax(-1).tolist() == [[6, 7], [43, 44]]  # untouched

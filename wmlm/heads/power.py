@@ -61,8 +61,8 @@ class PowerHead(TaskHead):
     Metrics, on linear power mapped back with ``relative_to_power``: ``nmse_db`` and ``norm_beam_power``
     over all future steps and per step (``nmse_db_t1``, ...); see ``wmlm.metrics_regression``.
 
-    Beam augmentations (``BeamFlip``, ``BeamShift``) transform the ``beam`` input and the ``beam`` target
-    only, so they do not suit this head.
+    Beam augmentations (``BeamFlip``, ``BeamShift``) move this head's ``power`` target along with the
+    ``beam`` input, so they can be used with it.
 
     Args:
         name: head name (default ``power``).

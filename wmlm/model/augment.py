@@ -3,7 +3,7 @@
 What transfers between base stations is how the beam pattern *moves*, not where on the codebook it sits:
 another site's road runs through other beams, in the other direction. Mirroring and shifting the beam
 axis (inputs and beam targets together) teaches exactly that invariance. They act on the ``beam``
-modality and the ``beam`` target only, so use them with beam-only models or accept that other modalities
+modality and the ``beam`` and ``power`` targets only, so use them with beam-only models or accept that other modalities
 (e.g. GPS) no longer match the mirrored geometry.
 """
 
@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 BEAM_KEY = "beam"
+POWER_TARGET_KEY = "power"  # future beam-power vectors [B, F, beams] (the power head's target)
 
 
 class BatchAugmentation(ABC):
@@ -25,11 +26,18 @@ class BatchAugmentation(ABC):
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]: ...
 
 
-def _with_beam(batch: dict[str, Any], power: Tensor, labels: Tensor | None) -> dict[str, Any]:
+def _with_beam(
+    batch: dict[str, Any], power: Tensor, labels: Tensor | None, future_power: Tensor | None = None
+) -> dict[str, Any]:
     out = dict(batch)
     out[BEAM_KEY] = power
+    target = dict(batch.get("target", {}))
     if labels is not None:
-        out["target"] = {**batch["target"], BEAM_KEY: labels}
+        target[BEAM_KEY] = labels
+    if future_power is not None:
+        target[POWER_TARGET_KEY] = future_power
+    if target:
+        out["target"] = target
     return out
 
 
@@ -46,7 +54,10 @@ class BeamFlip(BatchAugmentation):
         labels = batch.get("target", {}).get(BEAM_KEY)
         if labels is not None:
             labels = torch.where(flip[:, None], power.shape[-1] - 1 - labels, labels)
-        return _with_beam(batch, mirrored, labels)
+        future = batch.get("target", {}).get(POWER_TARGET_KEY)
+        if future is not None:
+            future = torch.where(flip[:, None, None], future.flip(-1), future)
+        return _with_beam(batch, mirrored, labels, future)
 
 
 class BeamShift(BatchAugmentation):
@@ -73,7 +84,16 @@ class BeamShift(BatchAugmentation):
         )
         source = torch.arange(num_beams, device=power.device) - shift[:, None]  # [B, beams]
         inside = (source >= 0) & (source < num_beams)
-        gathered = power.gather(-1, source.clamp(0, num_beams - 1)[:, None, :].expand_as(power))
         floor = power.amin(dim=(1, 2), keepdim=True)
-        shifted = torch.where(inside[:, None, :], gathered, floor)
-        return _with_beam(batch, shifted, None if labels is None else labels + shift[:, None])
+
+        def move(values: Tensor) -> Tensor:  # [B, T, beams] shifted by each window's shift
+            gathered = values.gather(-1, source.clamp(0, num_beams - 1)[:, None, :].expand_as(values))
+            return torch.where(inside[:, None, :], gathered, floor)
+
+        future = batch.get("target", {}).get(POWER_TARGET_KEY)
+        return _with_beam(
+            batch,
+            move(power),
+            None if labels is None else labels + shift[:, None],
+            None if future is None else move(future),
+        )
