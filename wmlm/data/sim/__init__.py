@@ -1,0 +1,11 @@
+"""Built-in V2I mmWave simulator: vehicle passes at a 60 GHz, 64-beam base station, written in the
+DeepSense 6G layout (numpy only, seeded and deterministic).
+
+``simulate_scenario(PRESETS["suburban"], num_sequences=40, seed=0)`` returns a ``SimulatedScenario``;
+``write_scenario_folder(sim, folder)`` writes it; ``wmlm data synth`` does both from the command line.
+"""
+
+from wmlm.data.sim.scenario import PRESETS, ScenarioPreset, SimulatedScenario, simulate_scenario
+from wmlm.data.sim.writer import write_scenario_folder
+
+__all__ = ["PRESETS", "ScenarioPreset", "SimulatedScenario", "simulate_scenario", "write_scenario_folder"]
