@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import lightning.pytorch as pl
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from wmlm.data.cache import default_cache_dir
 from wmlm.data.deepsense import ScenarioData, find_scenarios, load_scenarios
+from wmlm.data.loader import ResumableLoader
 from wmlm.data.table import DataError
 from wmlm.data.windows import WindowDataset, collate_batch, split_sequences, window_starts
 
@@ -95,6 +97,8 @@ class DeepSenseDataModule(pl.LightningDataModule):
         self.inputs, self.targets = inputs, targets
         self.predict_split = predict_split
         self.datasets: dict[str, WindowDataset] = {}
+        self._train_loader: ResumableLoader | None = None
+        self._pending_loader_state: dict[str, int] | None = None
         self.scenario_names: list[str] = []
 
     def _fields(self) -> tuple[dict[str, str], dict[str, str]]:
@@ -174,7 +178,34 @@ class DeepSenseDataModule(pl.LightningDataModule):
                 f"data: no training window of {self.past}+{self.future} samples inside one sequence in {self.root}"
                 f" (scenarios {self.scenario_names}, test_scenarios {self.test_scenarios})"
             )
-        return self._loader("train", shuffle=True)
+        # the shuffling seed comes from the global RNG, so seed_everything fixes it; the loader's position
+        # within an epoch is checkpointed, so a resumed run sees the batches the interrupted one would have
+        order_seed = int(torch.randint(0, 2**31 - 1, ()).item())
+        self._train_loader = ResumableLoader(
+            self.datasets["train"],
+            batch_size=self.batch_size,
+            shuffle=True,
+            seed=order_seed,
+            num_workers=self.num_workers,
+            collate_fn=collate_batch,
+            persistent_workers=self.num_workers > 0,
+        )
+        if self._pending_loader_state is not None:
+            self._train_loader.load_state_dict(self._pending_loader_state)
+            self._pending_loader_state = None
+        return self._train_loader
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in every checkpoint: where the training loader is within its epoch."""
+        return {} if self._train_loader is None else {"train_loader": self._train_loader.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # Lightning restores the datamodule before it asks for the training loader, so the state waits
+        # for train_dataloader() unless a loader exists already
+        self._pending_loader_state = state_dict.get("train_loader")
+        if self._train_loader is not None and self._pending_loader_state is not None:
+            self._train_loader.load_state_dict(self._pending_loader_state)
+            self._pending_loader_state = None
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)
