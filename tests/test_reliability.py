@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 from test_cli_e2e import fit_args
 
 from wmlm.cli import run
@@ -57,3 +60,48 @@ def test_fit_and_predict_never_touch_the_network(
         ]
     )
     assert len(list((tmp_path / "predictions").glob("*.csv"))) == 3 * 3  # 3 scenarios x 3 future steps
+
+
+KILL_WHILE_SAVING = """
+import os, signal, sys, torch
+from wmlm.model.checkpoint_io import AtomicCheckpointIO
+
+class DieWhilePickled:
+    def __reduce__(self):
+        os.kill(os.getpid(), signal.SIGKILL)  # the process dies in the middle of writing the file
+
+AtomicCheckpointIO().save_checkpoint({"weights": torch.ones(100_000), "later": DieWhilePickled()}, sys.argv[1])
+"""
+
+
+def test_a_kill_during_a_checkpoint_write_leaves_the_old_file_intact(tmp_path: Path) -> None:
+    from wmlm.model.checkpoint_io import PARTIAL_SUFFIX, AtomicCheckpointIO
+
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"step": torch.tensor(7)}, last)
+    script = tmp_path / "die.py"
+    script.write_text(KILL_WHILE_SAVING)
+    died = subprocess.run([sys.executable, str(script), str(last)], capture_output=True, timeout=120)
+    assert died.returncode == -9
+    assert torch.load(last, weights_only=True) == {"step": torch.tensor(7)}
+    leftovers = [p.name for p in last.parent.iterdir() if p.name.endswith(PARTIAL_SUFFIX)]
+    assert len(leftovers) == 1 and leftovers[0].startswith(
+        ".last.ckpt."
+    )  # the dead write, never the real file
+
+
+def test_cli_trainers_write_checkpoints_atomically(data_root: Path, tmp_path: Path) -> None:
+    from wmlm.model.checkpoint_io import AtomicCheckpointIO
+
+    cli = run(fit_args(data_root, tmp_path / "runs", "--test_after_fit", "false"))
+    assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+    assert len(list((tmp_path / "runs").rglob("last.ckpt"))) == 1
+
+
+def test_init_from_refuses_a_checkpoint_that_needs_unpickling_code(data_root: Path, tmp_path: Path) -> None:
+    from wmlm.model.checkpoint import CheckpointMismatchError
+
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "payload": Path("/etc/passwd")}, evil)  # an arbitrary Python object
+    with pytest.raises(CheckpointMismatchError, match="cannot be loaded safely"):
+        run(fit_args(data_root, tmp_path / "runs", "--model.init_args.init_from", str(evil)))

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from rich.console import Console
 
+from wmlm.model.checkpoint_io import AtomicCheckpointIO
 from wmlm.model.prediction_writer import PredictionWriter
+from wmlm.model_info import model_info_command
 from wmlm.plugins_cmd import plugins_command
 from wmlm.report import results_table
 
@@ -25,7 +31,27 @@ def data_command(argv: list[str]) -> int:
     return verbs[argv[0]](argv[1:])
 
 
-EXTRA_VERBS: dict[str, Callable[[list[str]], int]] = {"plugins": plugins_command, "data": data_command}
+log = logging.getLogger(__name__)
+EXTRA_VERBS: dict[str, Callable[[list[str]], int]] = {
+    "plugins": plugins_command,
+    "data": data_command,
+    "model-info": model_info_command,
+}
+
+
+def newest_last_checkpoint(root: Path) -> str | None:
+    """The most recently written ``last*.ckpt`` of any run under ``root``, or None (then fit starts afresh).
+
+    Lightning's own ``ckpt_path="last"`` looks only in the new run's version folder, which is empty when a
+    killed run is started again; this finds the killed run's checkpoint instead.
+    """
+    found = [p for p in root.glob("**/checkpoints/last*.ckpt") if p.is_file()]
+    if not found:
+        log.warning("--ckpt_path last: no last.ckpt under %s; training starts from scratch", root)
+        return None
+    newest = max(found, key=lambda p: p.stat().st_mtime_ns)
+    log.info("--ckpt_path last: resuming from %s", newest)
+    return str(newest)
 
 
 class WMLMCLI(LightningCLI):
@@ -44,6 +70,18 @@ class WMLMCLI(LightningCLI):
             default=None,
             help="predict: folder for the prediction CSVs (default: <run log dir>/predictions)",
         )
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        # atomic checkpoint files unless the user chose their own CheckpointIO
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        return trainer
+
+    def before_fit(self) -> None:
+        config = self.config_init[self.subcommand]
+        if config.get("ckpt_path") == "last":
+            config["ckpt_path"] = newest_last_checkpoint(Path(self.trainer.default_root_dir))
 
     def before_predict(self) -> None:
         self.trainer.callbacks.append(PredictionWriter(self.config[self.subcommand].get("predictions_dir")))

@@ -19,6 +19,7 @@ from wmlm.model.align import AnchorAlignment, alignment_pairs
 from wmlm.model.augment import BatchAugmentation
 from wmlm.model.backbone import CausalTransformer, get_preset
 from wmlm.model.checkpoint import load_matching_weights
+from wmlm.model.resume import collect_rng_states, set_rng_states
 from wmlm.registry import get_head, get_modality
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,12 @@ class WMLM(pl.LightningModule):
         weight_decay: AdamW weight decay.
         warmup_fraction: share of each stage's steps spent warming up.
         dropout: backbone dropout.
+        activation_checkpointing: recompute each backbone block's activations in the backward pass
+            instead of storing them (less memory, about one more forward pass of compute per step); for
+            large presets such as ``wmlm-2.4b``.
         monitor: metric that selects the best checkpoint. monitor_mode: ``min`` or ``max``.
+        checkpoint_every_n_steps: also refresh ``last.ckpt`` every this many training steps (None: only at
+            validation), so a killed run resumes mid-epoch with ``--ckpt_path last`` and loses little work.
         augmentations: random batch transforms applied to training batches of stage 2 (e.g.
             ``wmlm.model.augment.BeamFlip``); stage 1 sees the data as recorded, so modalities stay paired.
     """
@@ -81,6 +87,8 @@ class WMLM(pl.LightningModule):
         monitor: str = "val/loss",
         monitor_mode: Literal["min", "max"] = "min",
         augmentations: Sequence[BatchAugmentation] = (),
+        activation_checkpointing: bool = False,
+        checkpoint_every_n_steps: int | None = 200,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -114,6 +122,12 @@ class WMLM(pl.LightningModule):
         self.init_from = init_from
         self.lr, self.weight_decay, self.warmup_fraction = lr, weight_decay, warmup_fraction
         self.monitor, self.monitor_mode = monitor, monitor_mode
+        if checkpoint_every_n_steps is not None and checkpoint_every_n_steps < 1:
+            raise ValueError(
+                f"model.checkpoint_every_n_steps must be >= 1 or null, got {checkpoint_every_n_steps}"
+            )
+        self.checkpoint_every_n_steps = checkpoint_every_n_steps
+        self._rng_to_restore: dict[str, Any] | None = None
 
         preset_cfg = get_preset(preset)
         if past > preset_cfg.max_steps:
@@ -123,7 +137,9 @@ class WMLM(pl.LightningModule):
         # one projection per modality, summed over the modalities present at a step: equal to
         # concatenation + linear when all are present, and still defined when one is missing
         self.fusion = nn.ModuleDict({n: nn.Linear(embed_dim, preset_cfg.width) for n in self.modality_specs})
-        self.backbone = CausalTransformer(preset_cfg, dropout=dropout)
+        self.backbone = CausalTransformer(
+            preset_cfg, dropout=dropout, activation_checkpointing=activation_checkpointing
+        )
         head_list = [_make_head(h) for h in heads]
         if not head_list and adapt_epochs > 0:
             raise ValueError("model.heads: the adaptation stage needs at least one head")
@@ -315,14 +331,33 @@ class WMLM(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def configure_callbacks(self) -> list[Callback]:
-        checkpoint = ModelCheckpoint(
+        best = ModelCheckpoint(
             monitor=self.monitor,
             mode=self.monitor_mode,
             save_last=True,
             filename="best-epoch{epoch:02d}",
             auto_insert_metric_name=False,
         )
-        return [checkpoint]
+        if self.checkpoint_every_n_steps is None:
+            return [best]
+        # keeps no files of its own: it only refreshes last.ckpt between validations
+        periodic = ModelCheckpoint(
+            save_top_k=0, save_last=True, every_n_train_steps=self.checkpoint_every_n_steps
+        )
+        return [best, periodic]
+
+    # ----------------------------------------------------------------------------------- resuming
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["wmlm_rng_states"] = collect_rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # applied when training continues, not now: Lightning still builds loaders and loops after loading
+        self._rng_to_restore = checkpoint.get("wmlm_rng_states")
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self._rng_to_restore is not None:
+            set_rng_states(self._rng_to_restore)
+            self._rng_to_restore = None
 
 
 def _plain(modalities: Sequence[Any], heads: Sequence[Any], augmentations: Sequence[Any]) -> bool:

@@ -1,0 +1,52 @@
+"""Checkpoint files written atomically: a crash while saving never leaves a truncated ``last.ckpt``.
+
+Lightning's default writer stages the file in the system temp folder and moves it into place; when that
+folder is on another file system than the run (a common case: ``/tmp`` in memory, runs on a disk or a
+network share), the move is a copy into the destination, and a crash during the copy truncates it. Here
+the file is written next to its destination, flushed to disk, then renamed over it in one step.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from fsspec.implementations.local import LocalFileSystem
+from lightning.fabric.utilities.cloud_io import get_filesystem
+from lightning.fabric.utilities.types import _PATH
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+PARTIAL_SUFFIX = ".partial"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``TorchCheckpointIO`` whose local saves are write-to-sibling, fsync, ``os.replace``.
+
+    A killed process leaves at most a ``.<name>.*.partial`` file beside the checkpoint; the checkpoint
+    itself is always either the previous complete file or the new complete file. Remote paths (``s3://``
+    and the like) keep Lightning's behaviour.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None or not isinstance(get_filesystem(path), LocalFileSystem):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, partial = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=PARTIAL_SUFFIX, dir=target.parent
+        )
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                torch.save(checkpoint, stream)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(partial, target)
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
+            raise
