@@ -136,7 +136,11 @@ def markdown(rows: list, per_source: list[tuple[str, dict]], command: str) -> st
         "|---|---|---|---|---|",
     ]
     lines += [f"| {a} | {b} | {c} | {d} | {'yes' if ok else 'NO'} |" for a, b, c, d, ok in rows]
-    lines += ["", "Per source (repeat-last accuracy at 1/2/3 steps, peak-to-median dB, mean sequence length):", ""]
+    lines += [
+        "",
+        "Per source (repeat-last accuracy at 1/2/3 steps, peak-to-median dB, mean sequence length):",
+        "",
+    ]
     lines += ["| source | repeat-last 1/2/3 | peak/median dB | samples per sequence |", "|---|---|---|---|"]
     for name, stats in per_source:
         repeat = " / ".join(f"{stats[f'repeat-last-beam accuracy, {k} step(s)']:.2f}" for k in (1, 2, 3))
@@ -163,7 +167,9 @@ def plot(real: dict, sim: dict, path: Path) -> None:
     axes[0].legend()
     steps = [1, 2, 3]
     for stats, label in ((real, "real"), (sim, "simulator")):
-        axes[1].plot(steps, [stats[f"repeat-last-beam accuracy, {k} step(s)"] for k in steps], "o-", label=label)
+        axes[1].plot(
+            steps, [stats[f"repeat-last-beam accuracy, {k} step(s)"] for k in steps], "o-", label=label
+        )
     axes[1].set(xticks=steps, xlabel="steps ahead", ylabel="repeat-last-beam accuracy", ylim=(0, 1))
     axes[1].legend()
     fig.tight_layout()

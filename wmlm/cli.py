@@ -1,4 +1,4 @@
-"""The ``wmlm`` command: extra verbs (``plugins``), else Lightning's ``fit/validate/test/predict``."""
+"""The ``wmlm`` command: extra verbs (``plugins``, ``data``, ``model-info``), else Lightning's ``fit/validate/test/predict``."""
 
 from __future__ import annotations
 

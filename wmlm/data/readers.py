@@ -164,12 +164,20 @@ class BlockageReader(FieldReader):
         bad = np.flatnonzero((labels != 0) & (labels != 1))
         if bad.size:
             row = int(bad[0])
-            raise DataError(f"{table.where(row, self.columns[0])}: blockage label {labels[row]} is not 0 or 1")
+            raise DataError(
+                f"{table.where(row, self.columns[0])}: blockage label {labels[row]} is not 0 or 1"
+            )
         return labels
 
 
 @hookimpl
 def wmlm_register_readers(register) -> None:  # noqa: ANN001
-    readers = (BeamPowerReader(), BeamLabelReader(), PositionReader(), CalibratedPositionReader(), BlockageReader())
+    readers = (
+        BeamPowerReader(),
+        BeamLabelReader(),
+        PositionReader(),
+        CalibratedPositionReader(),
+        BlockageReader(),
+    )
     for reader in readers:
         register(reader)

@@ -89,7 +89,9 @@ class WindowDataset(Dataset):
             (offsets[starts[:, 0]] + starts[:, 1]).astype(np.int64) if len(starts) else np.zeros(0, np.int64)
         )
         self.scenario_of_window = starts[:, 0].astype(np.int64) if len(starts) else np.zeros(0, np.int64)
-        self.strides = starts[:, 2].astype(np.int64) if starts.shape[1] > 2 else np.ones(len(starts), np.int64)
+        self.strides = (
+            starts[:, 2].astype(np.int64) if starts.shape[1] > 2 else np.ones(len(starts), np.int64)
+        )
         needed = set(self.inputs.values()) | set(self.targets.values())
         self.fields = {f: torch.from_numpy(np.concatenate([s.fields[f] for s in scenarios])) for f in needed}
         self.index = torch.from_numpy(np.concatenate([s.index for s in scenarios]))

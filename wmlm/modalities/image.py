@@ -87,7 +87,9 @@ class ImageModality(Modality):
         brightness_jitter: float = 0.2,
     ) -> None:
         if tower not in VISION_TOWERS:
-            raise ValueError(f"image modality: unknown tower {tower!r}; available: {', '.join(VISION_TOWERS)}")
+            raise ValueError(
+                f"image modality: unknown tower {tower!r}; available: {', '.join(VISION_TOWERS)}"
+            )
         preset = VISION_TOWERS[tower]
         height, width = image_size_hw
         if height % preset.patch_size or width % preset.patch_size:
