@@ -105,3 +105,18 @@ def test_init_from_refuses_a_checkpoint_that_needs_unpickling_code(data_root: Pa
     torch.save({"state_dict": {}, "payload": Path("/etc/passwd")}, evil)  # an arbitrary Python object
     with pytest.raises(CheckpointMismatchError, match="cannot be loaded safely"):
         run(fit_args(data_root, tmp_path / "runs", "--model.init_args.init_from", str(evil)))
+
+
+def test_every_test_named_in_the_reliability_doc_exists() -> None:
+    import re
+
+    repo = Path(__file__).parents[1]
+    text = (repo / "docs" / "reliability.md").read_text()
+    cited = re.findall(r"`(tests/[\w/]+\.py)(::[\w*]+)?`((?:, `::[\w*]+`)*)", text)
+    assert len(cited) > 20
+    for path, first, more in cited:
+        source = (repo / path).read_text()
+        for name in re.findall(r"::([\w*]+)", first + more):
+            assert re.search(rf"def {name.replace('*', r'\w*')}\b", source), (
+                f"{path}::{name} is cited but missing"
+            )
