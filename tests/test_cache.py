@@ -84,3 +84,15 @@ def test_datamodule_uses_the_cache_dir(data_root: Path, tmp_path: Path) -> None:
     assert len(list((tmp_path / "arrays").iterdir())) == 3  # one entry per scenario
     a, b = cached.datasets["train"][0], plain.datasets["train"][0]
     assert a["beam"].equal(b["beam"]) and a["target"]["beam"].equal(b["target"]["beam"])
+
+
+def test_reader_settings_are_part_of_the_key(tmp_path: Path) -> None:
+    from wmlm import registry
+    from wmlm.modalities.image import ImageReader
+
+    entry = tmp_path / "entry"
+    small = cache._field_file(entry, "image")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(registry, "get_reader", lambda name: ImageReader(size_hw=(32, 32)))
+        other = cache._field_file(entry, "image")
+    assert small != other and small.name.startswith("image@wmlm.modalities.image.ImageReader-")

@@ -47,11 +47,14 @@ def folder_key(folder: Path) -> str:
 
 
 def _field_file(entry: Path, field: str) -> Path:
-    """``<field>@<reader class>.npy``: a field read by another reader class is another file."""
+    """``<field>@<reader class>-<settings digest>.npy``: another reader class or setting is another file."""
     from wmlm.registry import get_reader
 
-    reader = type(get_reader(field))
-    return entry / f"{field}@{reader.__module__}.{reader.__qualname__}.npy"
+    reader = get_reader(field)
+    kind = type(reader)
+    settings = repr(sorted((k, repr(v)) for k, v in vars(reader).items()))
+    digest = hashlib.sha256(settings.encode()).hexdigest()[:10]
+    return entry / f"{field}@{kind.__module__}.{kind.__qualname__}-{digest}.npy"
 
 
 def load_scenario_cached(folder: Path | str, fields: Iterable[str], cache_dir: Path | str) -> ScenarioData:
