@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from wmlm.data.deepsense import load_scenario
 from wmlm.data.simulated import COMPLETE_MARKER, SimulatedDataModule, ensure_simulated
@@ -49,3 +50,16 @@ def test_datamodule_holds_out_the_last_preset_by_default(tmp_path: Path) -> None
     assert not test_ids & train_ids
     batch = next(iter(data.train_dataloader()))
     assert batch["beam"].shape[1:] == (5, 64) and batch["target"]["beam"].shape[1:] == (3,)
+
+
+def test_camera_frames_reach_the_batch_and_sensors_key_the_cache(tmp_path: Path) -> None:
+    fields = {"inputs": {"beam": "beam_power", "image": "image"}, "targets": {"beam": "beam_label"}}
+    data = SimulatedDataModule(
+        presets=["suburban", "night"], sequences=2, sensors=["camera"], cache_dir=str(tmp_path), **fields
+    )
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    assert batch["image"].dtype == torch.uint8 and batch["image"].shape[1:] == (5, 3, 64, 64)
+    without = ensure_simulated(tmp_path, ["suburban"], sequences=2, seed=0, sensors=())
+    assert without != data.root  # another sensor set is another cache folder
+    assert "unit1_rgb" not in (without / "suburban" / "suburban.csv").read_text().splitlines()[0]

@@ -22,6 +22,7 @@ COMPLETE_MARKER = ".complete"
 # bump when the simulator's output changes for the same preset and seed, so old caches are not reused
 SIMULATOR_FORMAT = 1
 DEFAULT_PRESETS = ("urban_canyon", "suburban", "night", "wide_avenue")
+DEFAULT_SENSORS = ("camera",)
 
 
 def _check_presets(names: list[str]) -> None:
@@ -34,49 +35,66 @@ def _check_presets(names: list[str]) -> None:
         raise ValueError(f"simulator presets listed twice: {names}")
 
 
-def _fingerprint(name: str, sequences: int, seed: int) -> str:
-    """What a cached scenario folder was made from: preset parameters, sequence count, seed, format."""
+def _fingerprint(name: str, sequences: int, seed: int, sensors: list[str]) -> str:
+    """What a cached scenario folder was made from: preset, sequence count, seed, sensors, format."""
     from wmlm.data.sim import PRESETS
 
     preset = dataclasses.asdict(PRESETS[name])
     return json.dumps(
-        {"preset": preset, "sequences": sequences, "seed": seed, "format": SIMULATOR_FORMAT},
+        {
+            "preset": preset,
+            "sequences": sequences,
+            "seed": seed,
+            "sensors": sorted(sensors),
+            "format": SIMULATOR_FORMAT,
+        },
         sort_keys=True,
         default=str,
     )
 
 
-def simulated_root(cache_dir: str | Path | None, sequences: int, seed: int) -> Path:
-    """The folder that holds the scenario folders of one (sequences, seed) setting."""
+def simulated_root(
+    cache_dir: str | Path | None, sequences: int, seed: int, sensors: list[str] | tuple[str, ...] = ()
+) -> Path:
+    """The folder that holds the scenario folders of one (sequences, seed, sensors) setting."""
     base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    return base / "sim" / f"sim-v{SIMULATOR_FORMAT}-seed{seed}-n{sequences}"
+    with_sensors = "".join(f"-{s}" for s in sorted(sensors))
+    return base / "sim" / f"sim-v{SIMULATOR_FORMAT}-seed{seed}-n{sequences}{with_sensors}"
 
 
-def ensure_simulated(cache_dir: str | Path | None, presets: list[str], sequences: int, seed: int) -> Path:
+def ensure_simulated(
+    cache_dir: str | Path | None,
+    presets: list[str],
+    sequences: int,
+    seed: int,
+    sensors: list[str] | tuple[str, ...] = (),
+) -> Path:
     """Simulate the presets that are not cached yet; returns the folder holding one folder per preset.
 
-    A scenario folder counts as cached only when its ``.complete`` marker holds the fingerprint of the
-    preset, sequence count and seed. Each folder is written into a staging folder beside the cache and
+    ``sensors`` (``camera``, ``lidar``, ``csi``) are written beside beam power, GPS and blockage. A
+    scenario folder counts as cached only when its ``.complete`` marker holds the fingerprint of the
+    preset, sequence count, seed and sensors. Each folder is written into a staging folder beside the cache and
     moved into place in one rename, so an interrupted run never leaves a half-written scenario that a
     later run would trust.
     """
     from wmlm.data.sim import PRESETS, simulate_scenario, write_scenario_folder
 
-    presets = list(presets)
+    presets, sensors = list(presets), sorted(sensors)
     _check_presets(presets)
     if sequences < 1:
         raise ValueError(f"simulated data: sequences must be >= 1, got {sequences}")
-    parent = simulated_root(cache_dir, sequences, seed)
+    parent = simulated_root(cache_dir, sequences, seed, sensors)
     parent.mkdir(parents=True, exist_ok=True)
     for name in presets:
         folder = parent / name
-        expected = _fingerprint(name, sequences, seed)
+        expected = _fingerprint(name, sequences, seed, sensors)
         marker = folder / COMPLETE_MARKER
         if marker.is_file() and marker.read_text() == expected:
             continue
         staging = Path(tempfile.mkdtemp(prefix=f".staging-{name}-", dir=parent.parent))
         try:
-            write_scenario_folder(simulate_scenario(PRESETS[name], sequences, seed=seed), staging / name)
+            sim = simulate_scenario(PRESETS[name], sequences, seed=seed)
+            write_scenario_folder(sim, staging / name, sensors=sensors)
             (staging / name / COMPLETE_MARKER).write_text(expected)
             if folder.exists():
                 shutil.rmtree(folder)
@@ -96,6 +114,8 @@ class SimulatedDataModule(DeepSenseDataModule):
         presets: simulator preset names; they become the scenario names.
         sequences: vehicle passes simulated per preset.
         sim_seed: simulator seed (the data split has its own ``seed``).
+        sensors: extra simulated sensors to write (``camera``, ``lidar``, ``csi``); default ``[camera]``.
+            Only what a model asks for is read, but every listed sensor is simulated and cached.
         cache_dir: where simulated folders (and, under ``arrays/``, their parsed arrays) live; default
             ``$WMLM_CACHE_DIR`` or ``~/.cache/wmlm``.
         cache: keep parsed arrays memory-mapped between runs (see ``DeepSenseDataModule``).
@@ -109,6 +129,7 @@ class SimulatedDataModule(DeepSenseDataModule):
         presets: list[str] | None = None,
         sequences: int = 40,
         sim_seed: int = 0,
+        sensors: list[str] | None = None,
         cache_dir: str | None = None,
         split: Literal["sequence", "scenario"] = "scenario",
         test_scenarios: list[str] | None = None,
@@ -127,10 +148,11 @@ class SimulatedDataModule(DeepSenseDataModule):
     ) -> None:
         presets = list(presets or DEFAULT_PRESETS)
         _check_presets(presets)
+        sensors = list(DEFAULT_SENSORS if sensors is None else sensors)
         if split == "scenario" and not test_scenarios:
             test_scenarios = presets[-1:]
         super().__init__(
-            root=simulated_root(cache_dir, sequences, sim_seed),
+            root=simulated_root(cache_dir, sequences, sim_seed, sensors),
             scenarios=presets,
             split=split,
             test_scenarios=test_scenarios,
@@ -149,10 +171,11 @@ class SimulatedDataModule(DeepSenseDataModule):
             cache_dir=None if cache_dir is None else str(Path(cache_dir) / "arrays"),
         )
         self.presets, self.sequences, self.sim_seed, self.cache_dir = presets, sequences, sim_seed, cache_dir
+        self.sensors = sensors
 
     def prepare_data(self) -> None:
         # Lightning calls this on one process per node before setup: the only place that writes
-        ensure_simulated(self.cache_dir, self.presets, self.sequences, self.sim_seed)
+        ensure_simulated(self.cache_dir, self.presets, self.sequences, self.sim_seed, self.sensors)
 
     def setup(self, stage: str | None = None) -> None:
         self.prepare_data()  # a cache hit when prepare_data already ran; needed when used without a Trainer

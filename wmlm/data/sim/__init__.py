@@ -2,10 +2,18 @@
 DeepSense 6G layout (numpy only, seeded and deterministic).
 
 ``simulate_scenario(PRESETS["suburban"], num_sequences=40, seed=0)`` returns a ``SimulatedScenario``;
-``write_scenario_folder(sim, folder)`` writes it; ``wmlm data synth`` does both from the command line.
+``write_scenario_folder(sim, folder, sensors=SENSORS)`` writes it, with camera frames, LiDAR scans and CSI
+if asked; ``wmlm data synth`` does both from the command line.
 """
 
 from wmlm.data.sim.scenario import PRESETS, ScenarioPreset, SimulatedScenario, simulate_scenario
-from wmlm.data.sim.writer import write_scenario_folder
+from wmlm.data.sim.writer import SENSORS, write_scenario_folder
 
-__all__ = ["PRESETS", "ScenarioPreset", "SimulatedScenario", "simulate_scenario", "write_scenario_folder"]
+__all__ = [
+    "PRESETS",
+    "SENSORS",
+    "ScenarioPreset",
+    "SimulatedScenario",
+    "simulate_scenario",
+    "write_scenario_folder",
+]

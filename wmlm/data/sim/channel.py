@@ -43,8 +43,12 @@ FRONT_TO_BACK_DB = 25.0
 # peak 0.02-0.4, up to about 1)
 RECEIVER_GAIN_DB = 60.0
 THERMAL_NOISE_DBM_PER_HZ = -174.0  # kT at 290 K
-# each reported beam power is the mean of this many noisy snapshots, so the noise floor is smooth-ish
-SNAPSHOTS_PER_MEASUREMENT = 32
+# each reported beam power is the mean of this many independent noise samples: at 200 MHz that is about
+# 5 us of a beam's dwell (a 64-beam sweep at 9-10 Hz leaves each beam milliseconds). The real power files
+# have a flat floor: the beams far from the peak spread by only 4 % (scenarios 6 and 8) to 15 % (rms over
+# mean), i.e. several hundred averaged samples; a coarse average (32) made the best beam flicker between
+# neighbours far more often than the real data does
+SNAPSHOTS_PER_MEASUREMENT = 1024
 
 
 def nearest_beam(sines: np.ndarray) -> np.ndarray:

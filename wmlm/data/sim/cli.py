@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from wmlm.data.sim.scenario import PRESETS, simulate_scenario
-from wmlm.data.sim.writer import write_scenario_folder
+from wmlm.data.sim.writer import SENSORS, write_scenario_folder
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +29,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--sequences", type=int, default=40, help="vehicle passes per scenario (default 40)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files")
     parser.add_argument("--overwrite", action="store_true", help="replace scenario folders that exist")
+    parser.add_argument(
+        "--sensors",
+        default=",".join(SENSORS),
+        help=f"comma-separated extra sensors written beside beam power and GPS, any of {', '.join(SENSORS)}; "
+        "'none' for none (default: all)",
+    )
     return parser
 
 
@@ -41,6 +47,14 @@ def synth_command(argv: list[str]) -> int:
         print(
             f"wmlm data synth: unknown scenario preset(s) {', '.join(unknown) or '(none given)'}; "
             f"available: {', '.join(PRESETS)}",
+            file=sys.stderr,
+        )
+        return 2
+    sensors = [s.strip() for s in args.sensors.split(",") if s.strip() and s.strip() != "none"]
+    bad = [s for s in sensors if s not in SENSORS]
+    if bad:
+        print(
+            f"wmlm data synth: unknown sensor(s) {', '.join(bad)}; available: {', '.join(SENSORS)} (or none)",
             file=sys.stderr,
         )
         return 2
@@ -71,11 +85,18 @@ def synth_command(argv: list[str]) -> int:
                 args.seed,
                 on_sequence=lambda _, task=task: progress.advance(task),
             )
-            progress.update(task, description=f"writing {name}")
-            write_scenario_folder(sim, folder, overwrite=args.overwrite)
+            progress.update(task, description=f"writing {name}", completed=0, total=len(sim))
+            write_scenario_folder(
+                sim,
+                folder,
+                overwrite=args.overwrite,
+                sensors=sensors,
+                on_sample=lambda _, task=task: progress.advance(task),
+            )
             summaries.append(
                 f"{name}: {len(sim)} samples, {args.sequences} sequences, "
-                f"{100 * np.mean(sim.blocked):.1f} % blocked -> {folder}"
+                f"{100 * np.mean(sim.blocked):.1f} % blocked, sensors: {', '.join(sensors) or 'none'} "
+                f"-> {folder}"
             )
     for line in summaries:
         print(line)

@@ -130,6 +130,23 @@ def heading_local_to_enu(preset: ScenarioPreset, heading_local_rad: np.ndarray) 
     return np.angle(np.exp(1j * (np.asarray(heading_local_rad) + road_rad)))
 
 
+def enu_to_local(preset: ScenarioPreset, enu_m: np.ndarray) -> np.ndarray:
+    """Local-frame ``[..., 2]`` of east/north metres ``[..., 2]``; the inverse of ``local_to_enu``."""
+    x_axis, y_axis = _road_axes(preset)
+    enu_m = np.asarray(enu_m, dtype=np.float64)
+    return np.stack([enu_m @ x_axis, enu_m @ y_axis], axis=-1)
+
+
+def boxes_enu_to_local(preset: ScenarioPreset, boxes_enu: np.ndarray) -> np.ndarray:
+    """Local boxes with heading ``[..., 6]`` (x, y, length, width, height, heading rad from local +x) of
+    ENU boxes ``[..., 6]``; NaN padding stays NaN. The inverse of ``boxes_local_to_enu``."""
+    boxes_enu = np.asarray(boxes_enu, dtype=np.float64)
+    road_rad = np.radians(90.0 - preset.road_bearing_deg)
+    heading = np.angle(np.exp(1j * (boxes_enu[..., 5] - road_rad)))
+    centre = enu_to_local(preset, boxes_enu[..., :2])
+    return np.concatenate([centre, boxes_enu[..., 2:5], heading[..., None]], axis=-1)
+
+
 def enu_to_latlon_deg(enu_m: np.ndarray, origin_lat_lon_deg: np.ndarray) -> np.ndarray:
     """Latitude/longitude ``[N, 2]`` of east/north metres ``[N, 2]``; the inverse of ``latlon_to_enu_m``."""
     origin = np.asarray(origin_lat_lon_deg, dtype=np.float64)

@@ -52,6 +52,11 @@ class ScenarioPreset:
     gps_error_m: float = 1.2  # standard deviation per axis of the vehicle's GPS error
     gps_correlation_s: float = 2.0  # the error drifts slowly, as a real receiver's does
     pass_angle_deg: tuple[float, float] = (36.0, 54.0)  # a pass starts/ends this far off broadside
+    # a crosswalk, speed bump or driveway at local x = slowdown_x_m: a share of the drivers slow down there,
+    # shedding a share of their speed drawn from slowdown_depth (see ``traffic.target_timing``)
+    slowdown_x_m: float = 0.0
+    slowdown_share: float = 0.0
+    slowdown_depth: tuple[float, float] = (0.5, 0.9)
     night: bool = False  # for camera rendering; traffic differs through the other fields
     site_seed: int = 0  # seeds the scenery: a site's scatterers do not change with the traffic seed
 
@@ -96,6 +101,11 @@ class ScenarioPreset:
         low, high = self.pass_angle_deg
         if not 0 < low <= high < 80:
             fail("pass_angle_deg", "must be (low, high) with 0 < low <= high < 80")
+        if not 0 <= self.slowdown_share <= 1:
+            fail("slowdown_share", "must be a share in [0, 1]")
+        low, high = self.slowdown_depth
+        if not 0 <= low <= high < 1:
+            fail("slowdown_depth", "must be (low, high) with 0 <= low <= high < 1")
         if int(self.site_seed) != self.site_seed or self.site_seed < 0:
             fail("site_seed", "must be a non-negative integer")
 
@@ -103,36 +113,43 @@ class ScenarioPreset:
 PRESETS: dict[str, ScenarioPreset] = {
     preset.name: preset
     for preset in (
-        # a narrow downtown street between continuous glass/concrete facades, slow dense traffic
+        # a downtown street between continuous glass/concrete facades, slow dense traffic; the BS stands
+        # behind a parking lane, and most drivers brake for a crosswalk just before broadside (stop-and-go)
         ScenarioPreset(
             name="urban_canyon",
             origin_lat_lon_deg=(33.44866, -112.07402),
             road_bearing_deg=8.0,
             bs_height_m=6.0,
             ue_height_m=1.6,
-            lane_offsets_m=(9.0, 12.3, 15.6, 18.9),
+            lane_offsets_m=(11.0, 14.3, 17.6, 20.9),
             lane_directions=(1, 1, -1, -1),
-            speed_range_mps=(3.0, 8.0),
+            speed_range_mps=(3.0, 8.5),  # 11-31 km/h
             traffic_density_per_km=30.0,
             vehicle_mix=(0.62, 0.18, 0.12, 0.08),
-            walls=(Wall(y_m=25.0, height_m=40.0, loss_db=6.0), Wall(y_m=-4.0, height_m=40.0, loss_db=6.0)),
+            walls=(Wall(y_m=27.0, height_m=40.0, loss_db=6.0), Wall(y_m=-4.0, height_m=40.0, loss_db=6.0)),
             num_scatterers=8,
             tx_power_dbm=9.0,
             blockage_loss_db=(10.0, 25.0),
-            sample_rate_hz=10.0,
+            sample_rate_hz=9.3,
+            pass_angle_deg=(39.0, 57.0),
+            slowdown_x_m=-4.0,
+            slowdown_share=0.6,
+            slowdown_depth=(0.7, 0.95),  # down to a crawl: 5-30 % of the cruising speed
             gps_error_m=1.6,  # facades degrade GPS
             site_seed=11,
         ),
-        # a two-lane residential road with detached houses and trees, light traffic
+        # a two-lane residential road with detached houses and trees, light traffic; the BS is a small
+        # cell on a short pole at the kerb, so the near lane passes a few metres from it and the best beam
+        # sweeps fast near broadside (as at DeepSense site F, scenarios 8 and 9)
         ScenarioPreset(
             name="suburban",
             origin_lat_lon_deg=(33.30752, -111.84117),
             road_bearing_deg=35.0,
-            bs_height_m=5.0,
+            bs_height_m=3.5,
             ue_height_m=1.5,
-            lane_offsets_m=(14.5, 18.0),
+            lane_offsets_m=(4.2, 7.7),
             lane_directions=(1, -1),
-            speed_range_mps=(2.5, 6.5),
+            speed_range_mps=(4.4, 5.4),  # 16-19 km/h, a residential street
             traffic_density_per_km=18.0,
             vehicle_mix=(0.74, 0.16, 0.07, 0.03),
             walls=tuple(
@@ -141,9 +158,10 @@ PRESETS: dict[str, ScenarioPreset] = {
             ),
             num_scatterers=14,
             ground_permittivity=4.0,
-            tx_power_dbm=8.0,
+            tx_power_dbm=-3.0,  # the links are short: a weaker transmitter sees the same SNR as elsewhere
             blockage_loss_db=(10.0, 22.0),
-            sample_rate_hz=9.5,
+            sample_rate_hz=9.4,
+            pass_angle_deg=(50.0, 59.0),
             gps_error_m=1.0,
             site_seed=23,
         ),
@@ -156,28 +174,30 @@ PRESETS: dict[str, ScenarioPreset] = {
             ue_height_m=1.6,
             lane_offsets_m=(12.0, 15.5, 19.0, 23.5, 27.0, 30.5),
             lane_directions=(1, 1, 1, -1, -1, -1),
-            speed_range_mps=(5.5, 12.0),
+            speed_range_mps=(8.5, 14.0),  # 31-50 km/h
             traffic_density_per_km=22.0,
             vehicle_mix=(0.58, 0.17, 0.15, 0.10),
             walls=(Wall(y_m=42.0, height_m=25.0, loss_db=7.0),),
             num_scatterers=10,
             ground_permittivity=5.5,
-            tx_power_dbm=14.0,
+            tx_power_dbm=7.0,
             blockage_loss_db=(12.0, 28.0),
-            sample_rate_hz=10.0,
+            sample_rate_hz=9.3,
+            pass_angle_deg=(48.5, 59.0),
             gps_error_m=1.3,
             site_seed=37,
         ),
-        # a three-lane road at night: sparse traffic, a larger share of freight, shops across the road
+        # a three-lane road at night: sparse, free-flowing (faster) traffic, a larger share of freight,
+        # shops across the road
         ScenarioPreset(
             name="night",
             origin_lat_lon_deg=(33.49402, -111.92611),
             road_bearing_deg=271.0,
             bs_height_m=5.5,
             ue_height_m=1.6,
-            lane_offsets_m=(14.0, 17.5, 21.0),
+            lane_offsets_m=(8.5, 12.0, 15.5),
             lane_directions=(1, -1, -1),
-            speed_range_mps=(3.0, 8.0),
+            speed_range_mps=(8.5, 13.5),  # 31-49 km/h
             traffic_density_per_km=8.0,
             vehicle_mix=(0.55, 0.15, 0.25, 0.05),
             walls=tuple(
@@ -185,9 +205,10 @@ PRESETS: dict[str, ScenarioPreset] = {
                 for a, b in ((-80, -30), (-22, 18), (26, 80))
             ),
             num_scatterers=6,
-            tx_power_dbm=10.0,
+            tx_power_dbm=2.0,
             blockage_loss_db=(10.0, 25.0),
-            sample_rate_hz=9.0,
+            sample_rate_hz=10.0,
+            pass_angle_deg=(49.0, 60.5),
             gps_error_m=1.0,
             night=True,
             site_seed=41,

@@ -31,6 +31,10 @@ SAFETY_GAP_M = 3.0  # bumper to bumper, within a lane
 VISIBLE_MARGIN_M = 30.0  # traffic is kept this far beyond the target's pass on either side
 TIME_JITTER_S = 0.008  # sample clock jitter (uniform, +-)
 SPEED_CHANGE = (0.7, 1.3)  # end speed / start speed of a pass: drivers speed up and slow down
+# a driver who slows for a crosswalk, speed bump or driveway (``ScenarioPreset.slowdown_*``) brakes and pulls
+# away over about this distance either side of it: shedding 4 of 5 m/s over 7 m is a comfortable 1.5 m/s^2
+SLOWDOWN_LENGTH_M = 7.0
+PROFILE_POINTS = 2001  # grid along the pass on which the target's time of arrival is integrated
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,7 +71,9 @@ class TargetPlan:
     """How the target drives through one sequence (local frame).
 
     The pass starts ``start`` and ends ``end`` degrees off broadside (``pass_angle_deg``) on opposite
-    sides, so the best beam sweeps most of the codebook; the speed changes linearly in time.
+    sides, so the best beam sweeps most of the codebook. The speed changes linearly in time from
+    ``v_start_mps`` to ``v_end_mps``, times a dip of ``slow_depth`` (share of the speed shed) centred at
+    ``slow_x_m`` where the driver slows down; ``slow_depth = 0`` for a driver who does not.
     """
 
     lane: int
@@ -80,6 +86,8 @@ class TargetPlan:
     wander_m: float  # amplitude of the slow lateral weave within the lane
     wander_period_s: float
     wander_phase_rad: float
+    slow_x_m: float = 0.0
+    slow_depth: float = 0.0
 
 
 def draw_target(preset: ScenarioPreset, rng: np.random.Generator) -> TargetPlan:
@@ -91,6 +99,8 @@ def draw_target(preset: ScenarioPreset, rng: np.random.Generator) -> TargetPlan:
     start_deg, end_deg = rng.uniform(*preset.pass_angle_deg, size=2)
     lane_y = preset.lane_offsets_m[lane] + float(rng.uniform(-0.3, 0.3))
     reach = np.hypot(lane_y, preset.bs_height_m - preset.ue_height_m)  # closest approach to the BS
+    slows = rng.random() < preset.slowdown_share
+    slow_depth = float(rng.uniform(*preset.slowdown_depth)) if slows else 0.0
     return TargetPlan(
         lane=lane,
         direction=direction,
@@ -102,7 +112,25 @@ def draw_target(preset: ScenarioPreset, rng: np.random.Generator) -> TargetPlan:
         wander_m=float(rng.uniform(0.0, 0.25)),
         wander_period_s=float(rng.uniform(5.0, 12.0)),
         wander_phase_rad=float(rng.uniform(0.0, 2 * np.pi)),
+        slow_x_m=preset.slowdown_x_m,
+        slow_depth=slow_depth,
     )
+
+
+def target_timing(plan: TargetPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distance along the pass ``[G]``, the time the target gets there ``[G]`` and its speed there ``[G]``.
+
+    Without a slowdown this is constant acceleration in time (the squared speed changes linearly with
+    distance); the slowdown multiplies the speed by ``1 - slow_depth * exp(-((x - slow_x_m) / L)**2 / 2)``.
+    """
+    distance = np.linspace(0.0, abs(plan.x_end_m - plan.x_start_m), PROFILE_POINTS)
+    share = distance / distance[-1]
+    speed = np.sqrt(plan.v_start_mps**2 + (plan.v_end_mps**2 - plan.v_start_mps**2) * share)
+    x = plan.x_start_m + plan.direction * distance
+    speed = speed * (1 - plan.slow_depth * np.exp(-0.5 * ((x - plan.slow_x_m) / SLOWDOWN_LENGTH_M) ** 2))
+    pace = 1 / speed  # seconds per metre, integrated with the trapezoid rule
+    time = np.concatenate([[0.0], np.cumsum(np.diff(distance) * (pace[1:] + pace[:-1]) / 2)])
+    return distance, time, speed
 
 
 def draw_pass(
@@ -111,14 +139,15 @@ def draw_pass(
     """One vehicle pass. ``target_rng`` decides the target, ``traffic_rng`` everything else, so a preset
     without traffic keeps the same target trajectories."""
     plan = draw_target(preset, target_rng)
-    duration_s = 2 * abs(plan.x_end_m - plan.x_start_m) / (plan.v_start_mps + plan.v_end_mps)
+    distance_grid, time_grid, speed_grid = target_timing(plan)
+    duration_s = float(time_grid[-1])
     count = int(np.floor(duration_s * preset.sample_rate_hz)) + 1
     jitter = target_rng.uniform(-TIME_JITTER_S, TIME_JITTER_S, count)
     time_s = np.clip(np.arange(count) / preset.sample_rate_hz + jitter, 0.0, duration_s)
     time_s[0] = 0.0
 
-    travelled = _speed_profile(plan.v_start_mps, plan.v_end_mps, duration_s, time_s)
-    speed = plan.v_start_mps + (plan.v_end_mps - plan.v_start_mps) * time_s / duration_s
+    travelled = np.interp(time_s, time_grid, distance_grid)
+    speed = np.interp(time_s, time_grid, speed_grid)
     omega = 2 * np.pi / plan.wander_period_s
     weave = omega * time_s + plan.wander_phase_rad
     x = plan.x_start_m + plan.direction * travelled

@@ -8,7 +8,14 @@ Layout (paths in the CSV are relative to the folder, as in the official files)::
                                                     official files: beam b is line 65 - b
     <folder>/unit1/GPS_data/gps_location.txt        BS latitude and longitude, one per line
     <folder>/unit2/GPS_data/gps_location_K.txt      the vehicle's GPS fix of row K
-    <folder>/simulation.json                        the preset, seed and counts (provenance)
+    <folder>/simulation.json                        the preset, seed, counts and sensor settings
+
+Opt-in sensors (``sensors=("camera", "lidar", "csi")``) add one file per row and one CSV column each,
+after ``seq_index`` in this order (the base header stays a prefix)::
+
+    unit1_rgb    <folder>/unit1/camera_data/image_K.png   RGB frame, 128x72 by default (``camera``)
+    unit1_lidar  <folder>/unit1/lidar_data/lidar_K.npy    float32 [M, 3] point cloud, local frame (``lidar``)
+    unit1_csi    <folder>/unit1/csi_data/csi_K.npy        complex64 [16, 32] channel (``csi``)
 """
 
 from __future__ import annotations
@@ -16,10 +23,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 
+from wmlm.data.sim.camera import CameraConfig, CameraRenderer, save_png
+from wmlm.data.sim.csi import CsiConfig, simulate_csi
+from wmlm.data.sim.lidar import LidarConfig, LidarScanner
 from wmlm.data.sim.scenario import SimulatedScenario
 
 HEADER = "index,unit1_pwr_60ghz,unit1_loc,unit2_loc,unit1_beam,unit1_blockage,seq_index"
@@ -30,12 +41,26 @@ INFO_FILE = "simulation.json"
 # what the writer makes, per folder (relative path patterns); overwrite removes exactly these
 _POWER_FILE = re.compile(r"mmWave_power_\d+\.txt")
 _VEHICLE_GPS_FILE = re.compile(r"gps_location_\d+\.txt")
+# opt-in sensors in column order: CSV column, folder, and file name of row K (stem + K + suffix)
+SENSORS = ("camera", "lidar", "csi")
+SENSOR_COLUMNS = {"camera": "unit1_rgb", "lidar": "unit1_lidar", "csi": "unit1_csi"}
+SENSOR_DIRS = {name: Path("unit1") / f"{name}_data" for name in SENSORS}
+_SENSOR_NAME = {"camera": ("image_", ".png"), "lidar": ("lidar_", ".npy"), "csi": ("csi_", ".npy")}
+_SENSOR_PATTERN = {name: re.compile(rf"{a}\d+{re.escape(b)}") for name, (a, b) in _SENSOR_NAME.items()}
+
+
+def sensor_file(sensor: str, index: int) -> Path:
+    """Path of ``sensor``'s file of row ``index`` (1-based), relative to the scenario folder."""
+    stem, suffix = _SENSOR_NAME[sensor]
+    return SENSOR_DIRS[sensor] / f"{stem}{index}{suffix}"
 
 
 def _written_files(folder: Path) -> list[Path]:
     """Files in ``folder`` that this writer creates (possibly from an earlier, larger run)."""
     found = [folder / f"{folder.name}.csv", folder / BS_GPS_FILE, folder / INFO_FILE]
-    for directory, pattern in ((POWER_DIR, _POWER_FILE), (VEHICLE_GPS_DIR, _VEHICLE_GPS_FILE)):
+    owned = [(POWER_DIR, _POWER_FILE), (VEHICLE_GPS_DIR, _VEHICLE_GPS_FILE)]
+    owned += [(SENSOR_DIRS[name], _SENSOR_PATTERN[name]) for name in SENSORS]
+    for directory, pattern in owned:
         if (folder / directory).is_dir():
             found += [p for p in (folder / directory).iterdir() if p.is_file() and pattern.fullmatch(p.name)]
     return [p for p in found if p.is_file()]
@@ -45,18 +70,44 @@ def _clear(folder: Path) -> None:
     """Remove the writer's files from ``folder`` and the sub-folders left empty; nothing else."""
     for path in _written_files(folder):
         path.unlink()
-    for directory in (POWER_DIR, BS_GPS_FILE.parent, VEHICLE_GPS_DIR, Path("unit1"), Path("unit2")):
+    made = (
+        POWER_DIR,
+        BS_GPS_FILE.parent,
+        VEHICLE_GPS_DIR,
+        *SENSOR_DIRS.values(),
+        Path("unit1"),
+        Path("unit2"),
+    )
+    for directory in made:
         path = folder / directory
         if path.is_dir() and not any(path.iterdir()):
             path.rmdir()
 
 
-def write_scenario_folder(sim: SimulatedScenario, folder: Path | str, overwrite: bool = False) -> Path:
+def check_sensors(sensors: Iterable[str]) -> tuple[str, ...]:
+    """The requested sensors in column order (``SENSORS``); an unknown name fails listing the known ones."""
+    requested = list(sensors)
+    unknown = [name for name in requested if name not in SENSORS]
+    if unknown:
+        raise ValueError(f"unknown sensor(s) {unknown}; available: {', '.join(SENSORS)}")
+    return tuple(name for name in SENSORS if name in requested)
+
+
+def write_scenario_folder(
+    sim: SimulatedScenario,
+    folder: Path | str,
+    overwrite: bool = False,
+    sensors: Iterable[str] = (),
+    on_sample: Callable[[int], None] | None = None,
+) -> Path:
     """Write ``sim`` into ``folder`` (DeepSense layout); returns the folder.
 
     Raises ``FileExistsError`` if ``folder`` is not empty, unless ``overwrite``: then the files a previous
-    write left there are removed first and anything else is kept. The same ``sim`` gives the same bytes.
+    write left there (sensor files included) are removed first and anything else is kept. The same ``sim``
+    gives the same bytes. ``sensors`` (any of ``SENSORS``) adds camera frames, LiDAR scans and CSI with
+    their default settings (see the module docstring); ``on_sample(row)`` is called after each row.
     """
+    sensors = check_sensors(sensors)
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise FileExistsError(f"{folder} exists and is not a folder")
@@ -64,12 +115,15 @@ def write_scenario_folder(sim: SimulatedScenario, folder: Path | str, overwrite:
         if not overwrite:
             raise FileExistsError(f"{folder} is not empty; pass overwrite=True (--overwrite) to replace it")
         _clear(folder)
-    for directory in (POWER_DIR, BS_GPS_FILE.parent, VEHICLE_GPS_DIR):
+    for directory in (POWER_DIR, BS_GPS_FILE.parent, VEHICLE_GPS_DIR, *(SENSOR_DIRS[s] for s in sensors)):
         (folder / directory).mkdir(parents=True, exist_ok=True)
+    camera = CameraRenderer(sim) if "camera" in sensors else None
+    lidar = LidarScanner(sim) if "lidar" in sensors else None
+    csi = simulate_csi(sim) if "csi" in sensors else None
 
     bs_lat, bs_lon = sim.bs_lat_lon
     (folder / BS_GPS_FILE).write_text(f"{bs_lat:.10f}\n{bs_lon:.10f}\n")
-    lines = [HEADER]
+    lines = [HEADER + "".join(f",{SENSOR_COLUMNS[name]}" for name in sensors)]
     for row in range(len(sim)):
         index = row + 1
         power_name = POWER_DIR / f"mmWave_power_{index}.txt"
@@ -78,17 +132,28 @@ def write_scenario_folder(sim: SimulatedScenario, folder: Path | str, overwrite:
         (folder / power_name).write_text("".join(f"{value:.9g}\n" for value in sim.power_linear[row, ::-1]))
         lat, lon = sim.lat_lon[row]
         (folder / gps_name).write_text(f"{lat:.10f}\n{lon:.10f}\n")
+        files = {name: sensor_file(name, index) for name in sensors}
+        if camera is not None:
+            save_png(camera.render(row).rgb, folder / files["camera"])
+        if lidar is not None:
+            np.save(folder / files["lidar"], lidar.scan(row))
+        if csi is not None:
+            np.save(folder / files["csi"], csi[row])
         lines.append(
             f"{index},./{power_name.as_posix()},./{BS_GPS_FILE.as_posix()},./{gps_name.as_posix()},"
             f"{sim.beam[row]},{int(sim.blocked[row])},{sim.seq_index[row]}"
+            + "".join(f",./{f.as_posix()}" for f in files.values())
         )
+        if on_sample is not None:
+            on_sample(row)
     (folder / f"{folder.name}.csv").write_text("\n".join(lines) + "\n")
-    (folder / INFO_FILE).write_text(json.dumps(_provenance(sim), indent=2) + "\n")
+    (folder / INFO_FILE).write_text(json.dumps(_provenance(sim, sensors), indent=2) + "\n")
     return folder
 
 
-def _provenance(sim: SimulatedScenario) -> dict:
-    """The preset and seed a folder was simulated from, with a few counts (JSON-ready)."""
+def _provenance(sim: SimulatedScenario, sensors: tuple[str, ...]) -> dict:
+    """The preset and seed a folder was simulated from, some counts and the sensors' settings (JSON-ready)."""
+    configs = {"camera": CameraConfig(), "lidar": LidarConfig(), "csi": CsiConfig()}
     return {
         "simulator": "wmlm.data.sim",
         "seed": int(sim.seed),
@@ -96,4 +161,5 @@ def _provenance(sim: SimulatedScenario) -> dict:
         "sequences": int(sim.seq_index.max()),
         "blocked_fraction": round(float(np.mean(sim.blocked)), 6),
         "preset": dataclasses.asdict(sim.preset),
+        "sensors": {name: dataclasses.asdict(configs[name]) for name in sensors},
     }
