@@ -81,3 +81,19 @@ def test_power_target_moves_with_the_beam_axis() -> None:
         shifted = BeamShift(max_shift=8)(batch)
         assert shifted["target"]["power"].argmax(-1).tolist() == shifted["target"]["beam"].tolist()
     assert batch["target"]["power"].argmax(-1).tolist() == [[6, 7], [43, 44]]  # untouched
+
+
+def test_flip_mirrors_camera_frames_of_the_same_windows() -> None:
+    torch.manual_seed(3)
+    batch = batch_with_peaks([[3, 4, 5]] * 8, [[6, 7]] * 8)
+    frames = torch.zeros(8, 3, 3, 4, 6, dtype=torch.uint8)
+    frames[..., 0] = 200  # a bright left edge
+    batch["image"] = frames
+    flipped = BeamFlip(p=0.5)(batch)
+    mirrored = flipped["beam"][:, 0].argmax(-1) == 60  # windows whose beams were mirrored
+    assert 0 < mirrored.sum() < 8
+    assert (flipped["image"][mirrored][..., -1] == 200).all() and (
+        flipped["image"][mirrored][..., 0] == 0
+    ).all()
+    assert flipped["image"][~mirrored].equal(frames[~mirrored])
+    assert batch["image"].equal(frames)  # untouched input

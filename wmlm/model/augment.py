@@ -3,7 +3,7 @@
 What transfers between base stations is how the beam pattern *moves*, not where on the codebook it sits:
 another site's road runs through other beams, in the other direction. Mirroring and shifting the beam
 axis (inputs and beam targets together) teaches exactly that invariance. They act on the ``beam``
-modality and the ``beam`` and ``power`` targets only, so use them with beam-only models or accept that other modalities
+modality, the ``beam`` and ``power`` targets (and, for ``BeamFlip``, camera frames) only, so use them with beam-only models or accept that other modalities
 (e.g. GPS) no longer match the mirrored geometry.
 """
 
@@ -42,10 +42,20 @@ def _with_beam(
 
 
 class BeamFlip(BatchAugmentation):
-    """Mirror the beam axis of a random share ``p`` of windows: beam ``b`` becomes ``num_beams - 1 - b``."""
+    """Mirror the beam axis of a random share ``p`` of windows: beam ``b`` becomes ``num_beams - 1 - b``.
 
-    def __init__(self, p: float = 0.5) -> None:
+    Mirroring the codebook is mirroring the scene along the array axis, so camera frames of the same
+    windows (``image_keys``, ``[B, P, C, H, W]`` whose image right is the array's increasing-beam side, as
+    in the simulator) are flipped left-right with them, and the pairing of beam and camera stays true.
+
+    Args:
+        p: share of windows mirrored.
+        image_keys: batch keys of camera frames to flip with the beams (absent keys are ignored).
+    """
+
+    def __init__(self, p: float = 0.5, image_keys: tuple[str, ...] = ("image",)) -> None:
         self.p = p
+        self.image_keys = tuple(image_keys)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         power = batch[BEAM_KEY]  # [B, P, beams]
@@ -57,7 +67,13 @@ class BeamFlip(BatchAugmentation):
         future = batch.get("target", {}).get(POWER_TARGET_KEY)
         if future is not None:
             future = torch.where(flip[:, None, None], future.flip(-1), future)
-        return _with_beam(batch, mirrored, labels, future)
+        out = _with_beam(batch, mirrored, labels, future)
+        for key in self.image_keys:
+            if key in batch:
+                frames = batch[key]
+                chosen = flip.reshape(-1, *([1] * (frames.dim() - 1)))
+                out[key] = torch.where(chosen, frames.flip(-1), frames)
+        return out
 
 
 class BeamShift(BatchAugmentation):
