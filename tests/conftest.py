@@ -102,6 +102,17 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 
 @pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """Benchmark scripts run in-process set torch's thread count; later tests must not inherit it
+    (results computed with other thread counts differ in the last bits)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
 def _fresh_registry(monkeypatch: pytest.MonkeyPatch):
     """Every test starts from a freshly loaded plugin registry and leaves none behind.
 

@@ -1,4 +1,4 @@
-"""The ``wmlm`` command: extra verbs (``plugins``, ``data``, ``model-info``), else Lightning's ``fit/validate/test/predict``."""
+"""The ``wmlm`` command: extra verbs (``plugins``, ``data``, ``model-info``, ``export``), else Lightning's ``fit/validate/test/predict``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from rich.console import Console
 
+from wmlm.deploy.export import export_command
 from wmlm.model.checkpoint_io import AtomicCheckpointIO
 from wmlm.model.prediction_writer import PredictionWriter
 from wmlm.model_info import model_info_command
@@ -36,6 +37,7 @@ EXTRA_VERBS: dict[str, Callable[[list[str]], int]] = {
     "plugins": plugins_command,
     "data": data_command,
     "model-info": model_info_command,
+    "export": export_command,
 }
 
 

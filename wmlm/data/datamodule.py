@@ -178,6 +178,10 @@ class DeepSenseDataModule(pl.LightningDataModule):
                 f"data: no training window of {self.past}+{self.future} samples inside one sequence in {self.root}"
                 f" (scenarios {self.scenario_names}, test_scenarios {self.test_scenarios})"
             )
+        if self.trainer is not None and self.trainer.world_size > 1:
+            # several processes: Lightning gives every rank its share through a DistributedSampler (whose
+            # order is fixed by the seed and the epoch); a resumed run restarts the interrupted epoch
+            return self._loader("train", shuffle=True)
         # the shuffling seed comes from the global RNG, so seed_everything fixes it; the loader's position
         # within an epoch is checkpointed, so a resumed run sees the batches the interrupted one would have
         order_seed = int(torch.randint(0, 2**31 - 1, ()).item())

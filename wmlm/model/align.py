@@ -6,8 +6,9 @@ import math
 from collections.abc import Mapping, Sequence
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
-from open_clip.loss import ClipLoss
+from open_clip.loss import ClipLoss, gather_features
 from torch import Tensor, nn
 
 
@@ -28,36 +29,60 @@ class AnchorAlignment(nn.Module):
     """Mean CLIP loss over the anchor pairs, one learnable temperature per pair.
 
     Each time step of each window is one sample: embeddings ``[B, P, D]`` are flattened to ``[B*P, D]``
-    and L2-normalised, and the matching step of the anchor is the positive. open_clip's ``ClipLoss``
-    gathers embeddings across ranks under DDP (``gather_with_grad``), so negatives span the global batch.
+    and L2-normalised, and the matching step of the anchor is the positive. Steps where either modality of
+    a pair is masked out are left out of that pair's loss. The loss itself is open_clip's ``ClipLoss``.
+
+    Several processes (DDP, FSDP; ``set_world(rank, world_size)``): every rank gathers the ``[B*P, D]``
+    embeddings and the masks of all ranks with open_clip's ``gather_features`` and computes the loss of
+    the global batch, so negatives span all ranks and the value equals the single-process loss on the
+    ranks' batches concatenated in rank order. Masked steps are dropped *after* the gather, not before:
+    an all-gather needs one shape on every rank, and the number of kept steps differs between ranks as
+    soon as a mask does (``ClipLoss``'s own gather would fail or mix up rows then). Ranks with fewer rows
+    (a smaller last batch) are padded with masked rows for the same reason.
 
     Args:
         pairs: ``(anchor, other)`` modality pairs.
         init_temperature: CLIP's initial temperature (logit scale ``1 / T``).
         max_logit_scale: the learnable scale is clamped to this (100 in CLIP).
+        gather_with_grad: let gradients flow back through the gathered embeddings to the ranks that
+            computed them. Every rank then holds ``world_size`` times the single-process gradient of its
+            own embeddings, which DDP's averaging over ranks turns into exactly the single-process
+            gradient. Without it only a rank's own rows carry gradient and the encoders' averaged gradient
+            is ``1 / world_size`` of the single-process one (the temperature's is unchanged).
     """
 
     def __init__(
-        self, pairs: Sequence[tuple[str, str]], init_temperature: float = 0.07, max_logit_scale: float = 100.0
+        self,
+        pairs: Sequence[tuple[str, str]],
+        init_temperature: float = 0.07,
+        max_logit_scale: float = 100.0,
+        gather_with_grad: bool = True,
     ) -> None:
         super().__init__()
         self.pairs = list(pairs)
         self.max_logit_scale = max_logit_scale
+        self.gather_with_grad = gather_with_grad
+        self.rank, self.world_size = 0, 1
         self.log_scales = nn.ParameterDict(
             {
                 self.key(a, m): nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
                 for a, m in self.pairs
             }
         )
-        self.clip_loss = ClipLoss(gather_with_grad=True, cache_labels=True)
+        # always the single-process loss: gathering happens here, before the masked rows are dropped
+        self.clip_loss = ClipLoss(cache_labels=True)
 
     @staticmethod
     def key(anchor: str, other: str) -> str:
         return f"{anchor}__{other}"
 
     def set_world(self, rank: int, world_size: int) -> None:
-        """Tell the loss which rank this is, so the gathered logits use the right labels."""
-        self.clip_loss.rank, self.clip_loss.world_size = rank, world_size
+        """Tell the loss which rank this is and how many there are; ``world_size > 1`` gathers across ranks."""
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(
+                f"alignment: need 0 <= rank < world_size, got rank={rank}, world_size={world_size}"
+            )
+        self.rank, self.world_size = rank, world_size
 
     def logit_scale(self, anchor: str, other: str) -> Tensor:
         return self.log_scales[self.key(anchor, other)].exp().clamp(max=self.max_logit_scale)
@@ -65,13 +90,45 @@ class AnchorAlignment(nn.Module):
     def forward(self, embeddings: Mapping[str, Tensor], masks: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """``{"loss": mean over pairs, "<anchor>__<other>": pair loss}`` from ``{m: [B, P, D]}`` embeddings.
 
-        Steps where either modality is masked out are left out of that pair's loss.
+        ``masks`` are ``{m: [B, P] bool}``; steps where either modality of a pair is False are left out.
         """
         losses: dict[str, Tensor] = {}
         for anchor, other in self.pairs:
             keep = (masks[anchor] & masks[other]).reshape(-1)
-            a = F.normalize(embeddings[anchor].reshape(-1, embeddings[anchor].shape[-1])[keep], dim=-1)
-            b = F.normalize(embeddings[other].reshape(-1, embeddings[other].shape[-1])[keep], dim=-1)
-            losses[self.key(anchor, other)] = self.clip_loss(a, b, self.logit_scale(anchor, other))
+            a = F.normalize(embeddings[anchor].reshape(-1, embeddings[anchor].shape[-1]), dim=-1)
+            b = F.normalize(embeddings[other].reshape(-1, embeddings[other].shape[-1]), dim=-1)
+            if self.world_size > 1:
+                a, b, keep = self._gather(a, b, keep)
+            losses[self.key(anchor, other)] = self.clip_loss(
+                a[keep], b[keep], self.logit_scale(anchor, other)
+            )
         losses["loss"] = torch.stack(list(losses.values())).mean()
         return losses
+
+    def _gather(self, a: Tensor, b: Tensor, keep: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Rows ``[world_size * N, D]`` of every rank in rank order, and their keep flags ``[world_size * N]``.
+
+        ``N`` is the largest row count of any rank; ranks with fewer rows pad with masked-out rows.
+        """
+        if not dist.is_available() or not dist.is_initialized():
+            raise RuntimeError(
+                f"alignment: world_size={self.world_size} but torch.distributed is not initialised"
+            )
+        rows = torch.tensor([len(keep)], device=keep.device)
+        dist.all_reduce(rows, op=dist.ReduceOp.MAX)
+        missing = int(rows.item()) - len(keep)
+        flags = keep.to(torch.uint8)  # gloo cannot all-gather bool tensors
+        if missing:
+            a, b = F.pad(a, (0, 0, 0, missing)), F.pad(b, (0, 0, 0, missing))
+            flags = F.pad(flags, (0, missing))
+        all_a, all_b = gather_features(
+            a,
+            b,
+            local_loss=False,
+            gather_with_grad=self.gather_with_grad,
+            rank=self.rank,
+            world_size=self.world_size,
+        )
+        all_flags = [torch.empty_like(flags) for _ in range(self.world_size)]
+        dist.all_gather(all_flags, flags)
+        return all_a, all_b, torch.cat(all_flags).bool()

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from torch import Tensor, nn
 
 from wmlm.heads.base import TaskHead
@@ -91,11 +92,11 @@ class WMLM(pl.LightningModule):
         checkpoint_every_n_steps: int | None = 200,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(
-            ignore=[]
-            if _plain(modalities, heads, augmentations)
-            else ["modalities", "heads", "augmentations"]
-        )
+        # Objects passed in Python are not plain data and are left out of the checkpoint's hyperparameters;
+        # under LightningCLI the hyperparameters are the parsed config (class_path dicts), so they are kept
+        # and load_from_checkpoint rebuilds user modalities and heads (e.g. for `wmlm export`).
+        keep_all = _given_hyperparameters.get() is not None or _plain(modalities, heads, augmentations)
+        self.save_hyperparameters(ignore=[] if keep_all else ["modalities", "heads", "augmentations"])
         self.augmentations = list(augmentations)
         self.modality_specs = {m.name: m for m in map(_make_modality, modalities)}
         if not self.modality_specs:

@@ -1,8 +1,10 @@
 """Vehicles on the street: one target pass per sequence, with the traffic around it.
 
-Each lane carries a platoon: its vehicles share one speed profile (a constant acceleration over the pass)
-and keep at least a safety gap, so nobody ever overlaps. The target is a car in one of the lanes; it
-drives from one end of the codebook's sector to the other, wandering a little within its lane.
+Each lane carries a platoon: its vehicles share one speed profile (a constant acceleration over the pass;
+in the target's lane, the target's own profile) and keep at least a safety gap, so nobody ever overlaps.
+The target is a car in one of the lanes; it drives from one end of the codebook's sector to the other
+(at some sites a little beyond it), wandering a little within its lane, and at sites with a crosswalk or
+speed bump (``ScenarioPreset.slowdown_*``) it may brake to a crawl there and pull away again.
 All quantities are in the local street frame (see ``geometry``); times start at 0 for each sequence.
 """
 
