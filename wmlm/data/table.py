@@ -105,6 +105,10 @@ class ScenarioTable:
                 values[i] = _parse_int(cell)
             except ValueError:
                 raise DataError(f"{self.where(i, name)}: expected an integer, got {cell!r}") from None
+            except OverflowError:  # e.g. "1e100": an integer, but not one a 64-bit column can hold
+                raise DataError(
+                    f"{self.where(i, name)}: expected an integer, got {cell!r} (out of range)"
+                ) from None
         return values
 
     def resolve(self, column: str, row: int, cell: str) -> Path:
