@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from wmlm.model.augment import BeamFlip, BeamShift
@@ -97,3 +98,33 @@ def test_flip_mirrors_camera_frames_of_the_same_windows() -> None:
     ).all()
     assert flipped["image"][~mirrored].equal(frames[~mirrored])
     assert batch["image"].equal(frames)  # untouched input
+
+
+def test_modality_dropout_masks_whole_windows_and_the_model_still_predicts() -> None:
+    from wmlm import WMLM
+    from wmlm.model.augment import ModalityDropout
+
+    torch.manual_seed(0)
+    batch = batch_with_peaks([[3, 4, 5]] * 64, [[6, 7]] * 64)
+    batch["gps"] = torch.randn(64, 3, 2)
+    batch["mask"] = {"beam": torch.ones(64, 3, dtype=torch.bool), "gps": torch.ones(64, 3, dtype=torch.bool)}
+    out = ModalityDropout(p=0.5)(batch)
+    gps = out["mask"]["gps"]
+    assert out["mask"]["beam"].all()  # kept
+    assert (gps.all(dim=1) | ~gps.any(dim=1)).all()  # whole windows, never single steps
+    assert 10 < (~gps.any(dim=1)).sum() < 54
+    assert batch["mask"]["gps"].all() and out["gps"].equal(batch["gps"])  # input batch and values untouched
+    with pytest.raises(ValueError, match="p must be"):
+        ModalityDropout(p=1.0)
+
+    model = WMLM(modalities=["beam", "gps"], preset="tiny", embed_dim=8, past=3, future=2).eval()
+    with torch.no_grad():
+        both = model(out)["beam"]
+        no_gps = model({k: v for k, v in batch.items() if k != "gps"})[
+            "beam"
+        ]  # the sensor is gone at test time
+        masked = model({**batch, "mask": {**batch["mask"], "gps": torch.zeros(64, 3, dtype=torch.bool)}})[
+            "beam"
+        ]
+    assert both.shape == no_gps.shape == (64, 2, 64)
+    torch.testing.assert_close(no_gps, masked)  # absent and fully masked are the same thing

@@ -113,3 +113,31 @@ class BeamShift(BatchAugmentation):
             None if labels is None else labels + shift[:, None],
             None if future is None else move(future),
         )
+
+
+class ModalityDropout(BatchAugmentation):
+    """Drop whole modalities from random training windows, so the model learns to predict without them.
+
+    For each window and each modality of ``batch["mask"]`` not in ``keep``, with probability ``p`` the
+    modality's mask is set False at every step; fusion then leaves it out, exactly as when the sensor is
+    missing at test time (a camera that failed, a GPS outage). Inputs are not changed.
+
+    Args:
+        p: probability of dropping a modality from a window.
+        keep: modalities never dropped (e.g. the beam power that a relative beam head reads).
+    """
+
+    def __init__(self, p: float = 0.2, keep: tuple[str, ...] = (BEAM_KEY,)) -> None:
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"ModalityDropout: p must be in [0, 1), got {p}")
+        self.p = p
+        self.keep = tuple(keep)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        masks = dict(batch.get("mask", {}))
+        for name, mask in masks.items():
+            if name in self.keep:
+                continue
+            dropped = torch.rand(mask.shape[0], device=mask.device) < self.p  # [B]
+            masks[name] = mask & ~dropped[:, None]
+        return {**batch, "mask": masks}
