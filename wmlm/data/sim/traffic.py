@@ -34,7 +34,7 @@ VISIBLE_MARGIN_M = 30.0  # traffic is kept this far beyond the target's pass on 
 TIME_JITTER_S = 0.008  # sample clock jitter (uniform, +-)
 SPEED_CHANGE = (0.7, 1.3)  # end speed / start speed of a pass: drivers speed up and slow down
 # a driver who slows for a crosswalk, speed bump or driveway (``ScenarioPreset.slowdown_*``) brakes and pulls
-# away over about this distance either side of it: shedding 4 of 5 m/s over 7 m is a comfortable 1.5 m/s^2
+# away over about this distance either side of it: shedding 4 of 5 m/s over 7 m is a comfortable 1.7 m/s^2
 SLOWDOWN_LENGTH_M = 7.0
 PROFILE_POINTS = 2001  # grid along the pass on which the target's time of arrival is integrated
 
