@@ -9,6 +9,15 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
 
+def output_projection(hidden_dim: int, out_features: int, dropout: float) -> nn.Sequential:
+    """LayerNorm, dropout, linear: ``[..., hidden_dim] -> [..., out_features]``, the usual last layer of a head.
+
+    Built-in heads apply it to the last step's hidden state and reshape to ``[B, F, ...]``; its layers
+    are ``[0]`` norm, ``[1]`` dropout, ``[2]`` linear (checkpoint keys ``proj.0``, ``proj.2``).
+    """
+    return nn.Sequential(nn.LayerNorm(hidden_dim), nn.Dropout(dropout), nn.Linear(hidden_dim, out_features))
+
+
 class TaskHead(nn.Module, ABC):
     """One prediction task on top of the causal backbone.
 

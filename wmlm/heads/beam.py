@@ -6,10 +6,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torchmetrics import MetricCollection
 
-from wmlm.heads.base import TaskHead
+from wmlm.heads.base import TaskHead, output_projection
 from wmlm.hookspecs import hookimpl
 from wmlm.metrics import beam_metrics
 from wmlm.modalities.beam import last_best_beam
@@ -53,11 +53,7 @@ class BeamHead(TaskHead):
 
     def build(self, hidden_dim: int, past_steps: int, future_steps: int) -> None:
         self.future_steps = future_steps
-        self.proj = nn.Sequential(
-            nn.LayerNorm(hidden_dim),
-            nn.Dropout(self.dropout),
-            nn.Linear(hidden_dim, future_steps * self.num_scores),
-        )
+        self.proj = output_projection(hidden_dim, future_steps * self.num_scores, self.dropout)
 
     @property
     def num_scores(self) -> int:

@@ -6,11 +6,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
 
-from wmlm.heads.base import TaskHead
+from wmlm.heads.base import TaskHead, output_projection
 from wmlm.hookspecs import hookimpl
 
 
@@ -67,11 +67,7 @@ class BlockageHead(TaskHead):
 
     def build(self, hidden_dim: int, past_steps: int, future_steps: int) -> None:
         self.future_steps = future_steps
-        self.proj = nn.Sequential(
-            nn.LayerNorm(hidden_dim),
-            nn.Dropout(self.dropout),
-            nn.Linear(hidden_dim, future_steps),
-        )
+        self.proj = output_projection(hidden_dim, future_steps, self.dropout)
 
     def forward(self, hidden: Tensor, batch: dict[str, Any]) -> Tensor:
         """``[B, F]`` logits of blockage, from hidden states ``[B, P, H]``."""

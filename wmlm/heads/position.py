@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torchmetrics import MetricCollection
 
-from wmlm.heads.base import TaskHead
+from wmlm.heads.base import TaskHead, output_projection
 from wmlm.hookspecs import hookimpl
 from wmlm.metrics_regression import distance_metrics
 
@@ -59,11 +59,7 @@ class PositionHead(TaskHead):
 
     def build(self, hidden_dim: int, past_steps: int, future_steps: int) -> None:
         self.future_steps = future_steps
-        self.proj = nn.Sequential(
-            nn.LayerNorm(hidden_dim),
-            nn.Dropout(self.dropout),
-            nn.Linear(hidden_dim, future_steps * 2),
-        )
+        self.proj = output_projection(hidden_dim, future_steps * 2, self.dropout)
 
     def last_position(self, batch: dict[str, Any]) -> Tensor | None:
         """``[B, 1, 2]`` last past position in metres, or None if the batch has no position input."""

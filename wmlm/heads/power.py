@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
-from wmlm.heads.base import TaskHead
+from wmlm.heads.base import TaskHead, output_projection
 from wmlm.hookspecs import hookimpl
 from wmlm.metrics_regression import power_metrics
 
@@ -94,11 +94,7 @@ class PowerHead(TaskHead):
 
     def build(self, hidden_dim: int, past_steps: int, future_steps: int) -> None:
         self.future_steps = future_steps
-        self.proj = nn.Sequential(
-            nn.LayerNorm(hidden_dim),
-            nn.Dropout(self.dropout),
-            nn.Linear(hidden_dim, future_steps * NUM_BEAMS),
-        )
+        self.proj = output_projection(hidden_dim, future_steps * NUM_BEAMS, self.dropout)
         if self.residual:
             # start from the persistence forecast; training moves away from it only where it helps
             nn.init.zeros_(self.proj[-1].weight)
