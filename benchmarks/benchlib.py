@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import io
 import platform
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from unittest import mock
 
 import torch
 from rich.table import Table
@@ -57,7 +59,8 @@ def machine() -> str:
 
 def quiet_run(args: list[str], log: io.TextIOBase):
     """``wmlm.cli.run`` with Lightning's own printing sent to ``log``."""
-    with contextlib.redirect_stdout(log):
+    # the script's own command line is not the CLI's: hide it, or LightningCLI warns about both
+    with contextlib.redirect_stdout(log), mock.patch.object(sys, "argv", sys.argv[:1]):
         return run(args)
 
 

@@ -85,10 +85,18 @@ Results = dict[str, dict[str, Scores]]
 class Runner:
     """Trains and tests models under one work folder, with optional smoke settings."""
 
-    def __init__(self, root: Path, workdir: Path, smoke: bool) -> None:
+    def __init__(self, root: Path, workdir: Path, smoke: bool, progress: Path | None = None) -> None:
         self.root, self.workdir, self.smoke = root, workdir, smoke
+        self.progress = progress
         self.log = io.StringIO()
         self.count = 0
+
+    def record(self, results: Results, name: str, scenario: str, scores: Scores) -> None:
+        """Store one score, and append it to the progress file, so an interrupted run keeps what it has."""
+        results.setdefault(name, {})[scenario] = scores
+        if self.progress is not None:
+            with self.progress.open("a") as stream:
+                stream.write(json.dumps({"model": name, "scenario": scenario, **scores}) + "\n")
 
     def _dir(self) -> Path:
         self.count += 1
@@ -135,11 +143,10 @@ class Runner:
 def indist(run: Runner, sites: dict[str, list[str]]) -> Results:
     scenarios = [s for names in sites.values() for s in names]
     results: Results = {}
-    for kind in ("wmlm", "gru", "knn"):
-        ckpt = run.fit(kind, scenarios, test_fraction=0.2)
-        results[kind] = {s: run.score(kind, s, ckpt, held_out=False) for s in scenarios}
-    for kind in UNTRAINED:
-        results[kind] = {s: run.score(kind, s, None, held_out=False) for s in scenarios}
+    for kind in ("wmlm", "gru", "knn", *UNTRAINED):
+        ckpt = run.fit(kind, scenarios, test_fraction=0.2) if kind not in UNTRAINED else None
+        for s in scenarios:
+            run.record(results, kind, s, run.score(kind, s, ckpt, held_out=False))
     return results
 
 
@@ -154,7 +161,9 @@ def loso(run: Runner, sites: dict[str, list[str]], models: dict[str, tuple[str, 
         for name, (kind, extra) in models.items():
             ckpt = run.fit(kind, train_on, extra) if kind not in UNTRAINED else None
             for scenario in held_out:
-                results[name][scenario] = run.score(kind, scenario, ckpt, held_out=True, extra=extra)
+                run.record(
+                    results, name, scenario, run.score(kind, scenario, ckpt, held_out=True, extra=extra)
+                )
     return results
 
 
@@ -163,7 +172,8 @@ def s4s6(run: Runner, sites: dict[str, list[str]], s4: list[str]) -> Results:
     results: Results = {}
     for name, pretrain in (("S4", s4), ("S6", scenarios)):
         ckpt = run.fit("wmlm", pretrain, test_fraction=0.2)
-        results[f"wmlm {name}"] = {s: run.score("wmlm", s, ckpt, held_out=False) for s in scenarios}
+        for s in scenarios:
+            run.record(results, f"wmlm {name}", s, run.score("wmlm", s, ckpt, held_out=False))
     return results
 
 
@@ -216,7 +226,9 @@ def main(argv: list[str] | None = None) -> dict[str, Results]:
         for key in only:
             title, experiment = experiments[key]
             started = time.perf_counter()
-            results = experiment(Runner(args.root, Path(tmp) / key, args.smoke))
+            progress = args.out / f"{key}.progress.jsonl"
+            progress.unlink(missing_ok=True)
+            results = experiment(Runner(args.root, Path(tmp) / key, args.smoke, progress))
             seconds = time.perf_counter() - started
             all_results[key] = results
             console.print(rich_table(results, f"{title} ({seconds:.0f} s)"))
@@ -226,6 +238,7 @@ def main(argv: list[str] | None = None) -> dict[str, Results]:
                 f"# {title}\n\n{stamp}, {seconds:.0f} s.\n\n```bash\n{command}\n```\n\n{markdown_table(results)}\n"
                 f"![{key}]({key}_{metric}.png)\n"
             )
+            progress.unlink(missing_ok=True)  # complete: the markdown and JSON hold it all
     (args.out / "real_deepsense.json").write_text(json.dumps(all_results, indent=2))
     return all_results
 

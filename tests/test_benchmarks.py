@@ -77,3 +77,59 @@ def test_real_deepsense_script_writes_tables_plots_and_json(tmp_path: Path) -> N
         assert "python benchmarks/real_deepsense.py" in text and "| **mean** |" in text
         assert next(out.glob(f"{key}_*.png")).stat().st_size > 1000
     assert json.loads((out / "real_deepsense.json").read_text()) == results
+
+
+def test_pipeline_script_measures_data_wait_cache_and_loader(tmp_path: Path) -> None:
+    write_scenario(tmp_path / "data" / "s1", seed=0, sequence_lengths=(14, 12, 16, 13, 15))
+    markdown = tmp_path / "pipeline.md"
+    config = Path(__file__).parent / "conf" / "beam_gps.yaml"
+    result = load_script("pipeline").main(
+        [
+            "--config",
+            str(config),
+            "--steps",
+            "3",
+            "--markdown",
+            str(markdown),
+            "--",
+            "--data.root",
+            str(tmp_path / "data"),
+        ]
+    )
+    assert 0.0 <= result["wait_fraction"] < 1.0
+    assert result["loader_windows_per_s"] > 0
+    assert result["parse, no cache"] > 0 and result["load cache"] > 0
+    text = markdown.read_text()
+    assert "python benchmarks/pipeline.py --config" in text
+    assert "| data wait / (data wait + step) |" in text and "target < 5 %" in text
+
+
+def test_edge_finetune_script_tables_accuracy_against_fine_tuning_windows(tmp_path: Path) -> None:
+    for seed, name in enumerate(["s1", "s2", "s3"]):
+        write_scenario(tmp_path / "data" / name, seed=seed, sequence_lengths=(14, 12, 16, 13, 15, 14, 12, 13))
+    markdown = tmp_path / "edge.md"
+    rows = load_script("edge_finetune").main(
+        [
+            "--root",
+            str(tmp_path / "data"),
+            "--sites",
+            "A=s1,s2",
+            "B=s3",
+            "--held-out",
+            "B",
+            "--windows",
+            "4,12",
+            "--markdown",
+            str(markdown),
+            "--smoke",
+        ]
+    )
+    assert [(r["windows"], r["variant"]) for r in rows] == [
+        (0, "pretrained, zero-shot"),
+        (4, "encoders frozen"),
+        (4, "heads only"),
+        (12, "encoders frozen"),
+        (12, "heads only"),
+    ]
+    assert all(r["site"] == "B" and 0.0 <= r["top1"] <= r["top3"] <= 1.0 for r in rows)
+    assert "| B | 12 | heads only |" in markdown.read_text()

@@ -183,3 +183,71 @@ def test_unknown_names_fail_listing_what_exists(data_root: Path, tmp_path: Path)
         run(fit_args(data_root, tmp_path, "--model.init_args.modalities", "[beam, radar]"))
     with pytest.raises(ValueError, match="not among model.modalities"):
         run(fit_args(data_root, tmp_path, "--model.init_args.anchor", "image"))
+
+
+def edge_args(root: Path, out: Path, *extra: str) -> list[str]:
+    """``examples/edge_finetune.yaml`` shrunk to the tiny fixture."""
+    return [
+        "fit",
+        "--config",
+        str(EXAMPLES / "edge_finetune.yaml"),
+        "--data.init_args.root",
+        str(root),
+        "--data.init_args.train_windows",
+        "12",
+        "--data.init_args.batch_size",
+        "4",
+        "--model.init_args.preset",
+        "tiny",
+        "--model.init_args.embed_dim",
+        "16",
+        "--model.init_args.adapt_epochs",
+        "2",
+        "--trainer.limit_val_batches",
+        "1",
+        "--trainer.default_root_dir",
+        str(out),
+        "--test_after_fit",
+        "false",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize("freeze_backbone", [True, False])
+def test_edge_finetune_example_adapts_only_what_is_not_frozen(
+    data_root: Path, tmp_path: Path, freeze_backbone: bool
+) -> None:
+    pretrain = run(
+        edge_args(
+            data_root,
+            tmp_path / "pre",
+            "--model.init_args.freeze_encoders",
+            "false",
+            "--model.init_args.lr",
+            "0.01",
+        )
+    )
+    ckpt = next((tmp_path / "pre").rglob("last.ckpt"))
+    pretrained = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    tuned = run(
+        edge_args(
+            data_root,
+            tmp_path / "tuned",
+            "--model.init_args.init_from",
+            str(ckpt),
+            "--model.init_args.freeze_backbone",
+            str(freeze_backbone).lower(),
+        )
+    )
+    assert len(tuned.datamodule.datasets["train"]) == 12
+    assert len(pretrain.datamodule.datasets["train"]) == 12
+    moved = {k for k, v in tuned.model.state_dict().items() if not torch.equal(v, pretrained[k])}
+    assert not {k for k in moved if k.startswith("encoders.")}
+    assert {k for k in moved if k.startswith("heads.")}
+    trunk_moved = {k for k in moved if k.startswith(("backbone.", "fusion."))}
+    assert bool(trunk_moved) != freeze_backbone
+
+
+def test_freezing_without_pretrained_weights_is_refused(data_root: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="set model.init_from"):
+        run(edge_args(data_root, tmp_path, "--model.init_args.freeze_backbone", "true"))

@@ -347,3 +347,51 @@ def test_train_strides_add_faster_windows_to_training_only(data_root):
     # the last past sample of a stride-2 window is 2 * (past - 1) rows after its first
     expected_index = train.index[torch.from_numpy(first + 2 * (strided.past - 1))]
     assert torch.equal(batch["index"], expected_index)
+
+
+def _limited(data_root, train_windows, seed=0):
+    dm = DeepSenseDataModule(
+        data_root, inputs=INPUTS, targets=TARGETS, past=3, future=2, seed=seed, train_windows=train_windows
+    )
+    dm.setup("fit")
+    return dm
+
+
+def test_train_windows_takes_whole_passes_until_the_count(data_root):
+    full = _limited(data_root, None)
+    limited = _limited(data_root, 20)
+    chosen = limited.datasets["train"].starts  # flat first rows over all scenarios
+    assert len(chosen) == 20 and set(chosen.tolist()) <= set(full.datasets["train"].starts.tolist())
+    # the vehicle pass of every flat row, as (scenario position, seq_index)
+    pass_of_row = [
+        (p, int(s)) for p, sc in enumerate(load_scenarios(data_root, ["beam_label"])) for s in sc.sequence
+    ]
+
+    def windows_per_pass(starts):
+        counts: dict[tuple[int, int], int] = {}
+        for row in starts.tolist():
+            counts[pass_of_row[row]] = counts.get(pass_of_row[row], 0) + 1
+        return counts
+
+    taken, pool = windows_per_pass(chosen), windows_per_pass(full.datasets["train"].starts)
+    # whole passes: at most one chosen pass is cut short
+    assert len(taken) >= 2 and sum(taken[k] < pool[k] for k in taken) <= 1
+    # validation and test are untouched, and the choice depends on the seed only
+    for split in ("val", "test"):
+        assert limited.datasets[split].starts.tolist() == full.datasets[split].starts.tolist()
+    assert _limited(data_root, 20).datasets["train"].starts.tolist() == chosen.tolist()
+    assert any(
+        _limited(data_root, 20, seed=s).datasets["train"].starts.tolist() != chosen.tolist()
+        for s in (1, 2, 3)
+    )
+
+
+def test_train_windows_beyond_the_pool_is_an_error_when_training_only(data_root):
+    dm = _limited(data_root, 10_000)
+    assert len(dm.datasets["test"]) > 0  # testing still works
+    with pytest.raises(
+        DataError, match=r"train_windows=10000, but the training split .* has only \d+ windows"
+    ):
+        dm.train_dataloader()
+    with pytest.raises(ValueError, match="train_windows must be a positive"):
+        DeepSenseDataModule(data_root, train_windows=0)

@@ -52,6 +52,9 @@ class DeepSenseDataModule(pl.LightningDataModule):
             (``wmlm.data.cache``; an entry is invalidated when any file of the scenario changes).
         cache_dir: where the parsed arrays go (default ``$WMLM_CACHE_DIR/arrays`` or
             ``~/.cache/wmlm/arrays``).
+        train_windows: train on this many windows only, taken as whole vehicle passes in a seeded random
+            order (the last pass cut short), like the few passes recorded at a new site for fine-tuning.
+            ``None``: all training windows. Asking for more than there are is an error.
     """
 
     def __init__(
@@ -73,9 +76,16 @@ class DeepSenseDataModule(pl.LightningDataModule):
         train_strides: list[int] | None = None,
         cache: bool = True,
         cache_dir: str | None = None,
+        train_windows: int | None = None,
     ) -> None:
         super().__init__()
         self.cache, self.cache_dir = cache, cache_dir
+        if train_windows is not None and train_windows < 1:
+            raise ValueError(
+                f"data.train_windows must be a positive number of windows or null, got {train_windows}"
+            )
+        self.train_windows = train_windows
+        self._train_pool_shortfall: int | None = None
         self.train_strides = list(train_strides or [1])
         if any(s < 1 for s in self.train_strides):
             raise ValueError(f"data.train_strides must be positive integers, got {self.train_strides}")
@@ -156,10 +166,29 @@ class DeepSenseDataModule(pl.LightningDataModule):
                     chosen = first_rows[rows[first_rows]]
                     columns = [np.full(len(chosen), position), chosen, np.full(len(chosen), stride)]
                     per_split[split].append(np.stack(columns, axis=1))
-        return {
+        starts = {
             split: np.concatenate(parts).astype(np.int64) if parts else np.zeros((0, 3), np.int64)
             for split, parts in per_split.items()
         }
+        if self.train_windows is not None:
+            starts["train"] = self._first_passes(scenarios, starts["train"], self.train_windows)
+        return starts
+
+    def _first_passes(self, scenarios: list[ScenarioData], starts: np.ndarray, count: int) -> np.ndarray:
+        """``count`` rows of ``starts`` ``[W, 3]``: whole passes in a seeded random order, the last cut."""
+        if count > len(starts):
+            # an error only when training asks for the windows: testing needs none of them
+            self._train_pool_shortfall = len(starts)
+            return starts
+        passes = np.array([scenarios[p].sequence[row] for p, row, _ in starts], dtype=np.int64)
+        keys = np.stack([starts[:, 0], passes], axis=1)  # (scenario position, seq_index) per window
+        unique, pass_of_window = np.unique(keys, axis=0, return_inverse=True)
+        order = np.random.default_rng([self.seed, len(unique)]).permutation(len(unique))
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        # stable sort by the pass's rank keeps each pass's windows in time order
+        chosen = np.argsort(rank[pass_of_window.reshape(-1)], kind="stable")[:count]
+        return starts[np.sort(chosen)]
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(
@@ -177,6 +206,11 @@ class DeepSenseDataModule(pl.LightningDataModule):
             raise DataError(
                 f"data: no training window of {self.past}+{self.future} samples inside one sequence in {self.root}"
                 f" (scenarios {self.scenario_names}, test_scenarios {self.test_scenarios})"
+            )
+        if self._train_pool_shortfall is not None:
+            raise DataError(
+                f"data.train_windows={self.train_windows}, but the training split of {self.scenario_names} in "
+                f"{self.root} has only {self._train_pool_shortfall} windows"
             )
         if self.trainer is not None and self.trainer.world_size > 1:
             # several processes: Lightning gives every rank its share through a DistributedSampler (whose

@@ -145,6 +145,7 @@ class SimulatedDataModule(DeepSenseDataModule):
         predict_split: Literal["train", "val", "test"] = "test",
         train_strides: list[int] | None = None,
         cache: bool = True,
+        train_windows: int | None = None,
     ) -> None:
         presets = list(presets or DEFAULT_PRESETS)
         _check_presets(presets)
@@ -169,6 +170,7 @@ class SimulatedDataModule(DeepSenseDataModule):
             train_strides=train_strides,
             cache=cache,
             cache_dir=None if cache_dir is None else str(Path(cache_dir) / "arrays"),
+            train_windows=train_windows,
         )
         self.presets, self.sequences, self.sim_seed, self.cache_dir = presets, sequences, sim_seed, cache_dir
         self.sensors = sensors

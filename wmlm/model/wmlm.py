@@ -52,6 +52,8 @@ class WMLM(pl.LightningModule):
         past: input steps per window. future: predicted steps per window.
         align_epochs: epochs of stage 1 (0 skips it). adapt_epochs: epochs of stage 2 (0 skips it).
         freeze_encoders: keep modality encoders fixed during stage 2.
+        freeze_backbone: also keep the fusion projections and the causal transformer fixed during stage 2,
+            so only the heads learn (edge fine-tuning on a few windows of a new site).
         init_from: checkpoint whose matching weights initialise the model (e.g. a stage-1 run).
         lr: peak AdamW learning rate (warm-up then cosine decay, restarted for each stage).
         weight_decay: AdamW weight decay.
@@ -80,6 +82,7 @@ class WMLM(pl.LightningModule):
         align_epochs: int = 5,
         adapt_epochs: int = 20,
         freeze_encoders: bool = False,
+        freeze_backbone: bool = False,
         init_from: str | None = None,
         lr: float = 1e-3,
         weight_decay: float = 0.01,
@@ -119,7 +122,12 @@ class WMLM(pl.LightningModule):
             )
         self.past, self.future = past, future
         self.align_epochs, self.adapt_epochs = align_epochs, adapt_epochs
-        self.freeze_encoders = freeze_encoders
+        if (freeze_backbone or (freeze_encoders and align_epochs == 0)) and not init_from:
+            raise ValueError(
+                "model: freeze_backbone, or freeze_encoders without an alignment stage, fixes weights that "
+                "nothing would have trained; set model.init_from to a pretrained checkpoint"
+            )
+        self.freeze_encoders, self.freeze_backbone = freeze_encoders, freeze_backbone
         self.init_from = init_from
         self.lr, self.weight_decay, self.warmup_fraction = lr, weight_decay, warmup_fraction
         self.monitor, self.monitor_mode = monitor, monitor_mode
@@ -306,6 +314,9 @@ class WMLM(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         train_encoders = self.stage == "align" or not self.freeze_encoders
         self.encoders.requires_grad_(train_encoders)
+        train_trunk = self.stage == "align" or not self.freeze_backbone
+        self.fusion.requires_grad_(train_trunk)
+        self.backbone.requires_grad_(train_trunk)
         self.alignment.requires_grad_(self.stage == "align")
         if self.current_epoch == self.align_epochs and self.align_epochs > 0:
             log.info("stage 2 (adaptation) starts at epoch %d", self.current_epoch)
