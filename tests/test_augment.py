@@ -128,3 +128,40 @@ def test_modality_dropout_masks_whole_windows_and_the_model_still_predicts() -> 
         ]
     assert both.shape == no_gps.shape == (64, 2, 64)
     torch.testing.assert_close(no_gps, masked)  # absent and fully masked are the same thing
+
+
+def test_flip_mirrors_csi_and_lidar_consistently_with_the_beams() -> None:
+    import numpy as np
+
+    from wmlm.data.sim.channel import codebook_weights, nearest_beam, steering_vectors
+
+    rng = np.random.default_rng(0)
+    sines = rng.uniform(-0.7, 0.7, size=(4, 3))  # arrival sines of 4 windows x 3 steps
+    channel = steering_vectors(sines)[..., None] * np.exp(
+        1j * rng.uniform(0, 6.28, (4, 3, 1, 8))
+    )  # [4,3,16,8]
+    beam_power = (np.abs(channel.transpose(0, 1, 3, 2) @ codebook_weights().conj().T) ** 2).mean(
+        2
+    )  # [4,3,64]
+    csi = torch.from_numpy(np.stack([channel.real, channel.imag], axis=2)).float()  # [4,3,2,16,8]
+    # a LiDAR return at the vehicle: x along the array, so sine = x / range
+    points = torch.from_numpy(np.stack([20 * sines, 20 * np.sqrt(1 - sines**2), np.ones_like(sines)], -1))
+    points = points[:, :, None, :].repeat(1, 1, 5, 1).float()  # [4,3,5 points,3]
+    labels = torch.from_numpy(nearest_beam(sines) - 1)[:, 1:]  # 0-based, two "future" steps
+    batch = {
+        "beam": torch.from_numpy(beam_power).float(),
+        "csi": csi,
+        "lidar": points,
+        "target": {"beam": labels},
+    }
+    out = BeamFlip(p=1.0)(batch)
+    # the beam power the mirrored CSI produces is the mirrored beam power
+    flipped = out["csi"][:, :, 0] + 1j * out["csi"][:, :, 1]  # [4,3,16,8]
+    power_of_flipped = (
+        flipped.transpose(-1, -2) @ torch.from_numpy(codebook_weights().conj().T).to(flipped.dtype)
+    ).abs() ** 2
+    torch.testing.assert_close(power_of_flipped.mean(2).float(), out["beam"], rtol=1e-4, atol=1e-5)
+    # the mirrored points lie on the mirrored labels' beams
+    mirrored_sine = (out["lidar"][..., 0] / out["lidar"][..., :2].norm(dim=-1))[:, 1:, 0]
+    assert (torch.from_numpy(nearest_beam(mirrored_sine.numpy()) - 1) == out["target"]["beam"]).all()
+    assert out["lidar"][..., 1:].equal(points[..., 1:])  # only x changes

@@ -3,8 +3,8 @@
 What transfers between base stations is how the beam pattern *moves*, not where on the codebook it sits:
 another site's road runs through other beams, in the other direction. Mirroring and shifting the beam
 axis (inputs and beam targets together) teaches exactly that invariance. They act on the ``beam``
-modality, the ``beam`` and ``power`` targets (and, for ``BeamFlip``, camera frames) only, so use them with beam-only models or accept that other modalities
-(e.g. GPS) no longer match the mirrored geometry.
+modality and the ``beam`` and ``power`` targets (``BeamFlip`` also mirrors camera frames, point clouds and
+CSI); GPS features are left as they are, which is exact for the mirror-symmetric ``range`` features only.
 """
 
 from __future__ import annotations
@@ -44,18 +44,30 @@ def _with_beam(
 class BeamFlip(BatchAugmentation):
     """Mirror the beam axis of a random share ``p`` of windows: beam ``b`` becomes ``num_beams - 1 - b``.
 
-    Mirroring the codebook is mirroring the scene along the array axis, so camera frames of the same
-    windows (``image_keys``, ``[B, P, C, H, W]`` whose image right is the array's increasing-beam side, as
-    in the simulator) are flipped left-right with them, and the pairing of beam and camera stays true.
+    Mirroring the codebook is mirroring the scene along the array axis (beam index grows with the sine of
+    the arrival angle, i.e. towards local ``+x``), so other sensors' data of the same windows are mirrored
+    with it and stay paired with the beams (absent keys are ignored):
 
     Args:
         p: share of windows mirrored.
-        image_keys: batch keys of camera frames to flip with the beams (absent keys are ignored).
+        image_keys: camera frames ``[B, P, C, H, W]`` whose right side is the increasing-beam side (as in
+            the simulator): flipped left-right.
+        point_keys: point clouds ``[B, P, M, 3+]`` in the BS frame, ``x`` along the array: ``x`` negated.
+        antenna_keys: channels ``[B, P, ..., antennas, subcarriers]`` of a ULA whose element positions are
+            symmetric about its centre: the antenna axis reversed, which maps every arrival sine to its
+            negative exactly.
     """
 
-    def __init__(self, p: float = 0.5, image_keys: tuple[str, ...] = ("image",)) -> None:
+    def __init__(
+        self,
+        p: float = 0.5,
+        image_keys: tuple[str, ...] = ("image",),
+        point_keys: tuple[str, ...] = ("lidar",),
+        antenna_keys: tuple[str, ...] = ("csi",),
+    ) -> None:
         self.p = p
-        self.image_keys = tuple(image_keys)
+        self.image_keys, self.point_keys = tuple(image_keys), tuple(point_keys)
+        self.antenna_keys = tuple(antenna_keys)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         power = batch[BEAM_KEY]  # [B, P, beams]
@@ -68,12 +80,24 @@ class BeamFlip(BatchAugmentation):
         if future is not None:
             future = torch.where(flip[:, None, None], future.flip(-1), future)
         out = _with_beam(batch, mirrored, labels, future)
-        for key in self.image_keys:
-            if key in batch:
-                frames = batch[key]
-                chosen = flip.reshape(-1, *([1] * (frames.dim() - 1)))
-                out[key] = torch.where(chosen, frames.flip(-1), frames)
+        for keys, mirror in (
+            (self.image_keys, lambda x: x.flip(-1)),
+            (self.point_keys, _negate_x),
+            (self.antenna_keys, lambda x: x.flip(-2)),
+        ):
+            for key in keys:
+                if key in batch:
+                    data = batch[key]
+                    chosen = flip.reshape(-1, *([1] * (data.dim() - 1)))
+                    out[key] = torch.where(chosen, mirror(data), data)
         return out
+
+
+def _negate_x(points: Tensor) -> Tensor:
+    """Points ``[..., 3+]`` with the first coordinate negated."""
+    sign = torch.ones(points.shape[-1], dtype=points.dtype, device=points.device)
+    sign[0] = -1
+    return points * sign
 
 
 class BeamShift(BatchAugmentation):
