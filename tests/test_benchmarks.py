@@ -133,3 +133,32 @@ def test_edge_finetune_script_tables_accuracy_against_fine_tuning_windows(tmp_pa
     ]
     assert all(r["site"] == "B" and 0.0 <= r["top1"] <= r["top3"] <= 1.0 for r in rows)
     assert "| B | 12 | heads only |" in markdown.read_text()
+
+
+def test_modality_sets_script_scores_each_set_and_the_camera_drop(tmp_path: Path) -> None:
+    out = tmp_path / "sets.json"
+    markdown = tmp_path / "sets.md"
+    results = load_script("modality_sets").main(
+        [
+            "--sets",
+            "beam",
+            "beam+image",
+            "--sequences",
+            "3",
+            "--smoke",
+            "--json",
+            str(out),
+            "--markdown",
+            str(markdown),
+        ]
+    )
+    assert set(results) == {"beam", "beam+image"}
+    assert set(results["beam"]) == {"all sensors"}  # no camera, nothing to take away
+    assert set(results["beam+image"]) == {"all sensors", "camera missing"}
+    for per in results.values():
+        for scores in per.values():
+            assert len(scores["top1"]) == 3 and all(
+                0 <= a <= b <= 1 for a, b in zip(scores["top1"], scores["top3"])
+            )
+    assert json.loads(out.read_text()) == results
+    assert "| beam+image |" in markdown.read_text() and " pts |" in markdown.read_text()
