@@ -3,7 +3,8 @@
     python benchmarks/edge_finetune.py --root ../shared/data/deepsense6g --markdown docs/results/edge_finetune.md
 
 For every held-out site (leave one site out, ``--held-out``; default all four development sites):
-  1. pretrain the benchmark's wmlm configuration (``benchmarks/configs/wmlm.yaml``) on the other sites;
+  1. pretrain the benchmark's wmlm configuration (``benchmarks/configs/wmlm.yaml``) on the other sites
+     (or take ``--pretrained SITE=CKPT``, e.g. the leave-one-site-out checkpoints of real_deepsense.py);
   2. split the held-out site's vehicle passes (seed 0) into fine-tuning passes, 10 % validation and 50 %
      test passes, as ``examples/edge_finetune.yaml`` does;
   3. fine-tune with ``examples/edge_finetune.yaml`` on the first N windows of the fine-tuning passes (whole
@@ -97,6 +98,7 @@ def row(site: str, windows: int, variant: str, scores: Scores) -> Row:
 def run_site(
     root: Path,
     site: str,
+    pretrained: str | None,
     sites: dict[str, list[str]],
     counts: list[int],
     workdir: Path,
@@ -104,8 +106,11 @@ def run_site(
     log: io.TextIOBase,
 ) -> list[Row]:
     pretrain_on = [s for other, names in sites.items() if other != site for s in names]
-    smoke_pretrain = [*SMOKE_ARGS, *SMOKE_MODEL["wmlm"]] if smoke else []
-    pretrained = train(WMLM_CONFIG, root, workdir / "pretrain", smoke_pretrain, log, scenarios=pretrain_on)
+    if pretrained is None:
+        smoke_pretrain = [*SMOKE_ARGS, *SMOKE_MODEL["wmlm"]] if smoke else []
+        pretrained = train(
+            WMLM_CONFIG, root, workdir / "pretrain", smoke_pretrain, log, scenarios=pretrain_on
+        )
     smoke_ft = [*SMOKE_ARGS, "--model.preset", "tiny", "--model.embed_dim", "16", "--model.adapt_epochs", "1"]
     smoke_ft = smoke_ft if smoke else []
     common = site_args(root, sites[site], workdir / "finetune", pretrained)
@@ -127,6 +132,12 @@ def main(argv: list[str] | None = None) -> list[Row]:
         "--sites", nargs="*", help="site map as SITE=scen1,scen2 ... (default: the six dev scenarios)"
     )
     parser.add_argument("--windows", default="50,200,1000", help="comma list of fine-tuning window counts")
+    parser.add_argument(
+        "--pretrained",
+        nargs="*",
+        default=[],
+        help="SITE=CKPT: a checkpoint of benchmarks/configs/wmlm.yaml trained without SITE (skips pretraining)",
+    )
     parser.add_argument("--markdown", type=Path, help="also write the table here")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument(
@@ -141,12 +152,15 @@ def main(argv: list[str] | None = None) -> list[Row]:
     unknown = [s for s in held_out if s not in sites]
     if unknown:
         parser.error(f"--held-out: unknown site(s) {unknown}; sites are {list(sites)}")
+    pretrained = dict(item.split("=", 1) for item in args.pretrained)
     log = io.StringIO()
     started = time.perf_counter()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         for site in held_out:
-            rows += run_site(args.root, site, sites, counts, Path(tmp) / site, args.smoke, log)
+            rows += run_site(
+                args.root, site, pretrained.get(site), sites, counts, Path(tmp) / site, args.smoke, log
+            )
     seconds = time.perf_counter() - started
     header = ["site", "fine-tuning windows", "variant", "top-1 (mean t+1..3)", "top-3", "DBA"]
     table = Table(title=f"Edge fine-tuning on unseen sites ({seconds:.0f} s)")

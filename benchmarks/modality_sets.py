@@ -8,6 +8,9 @@ adaptation epochs, ``small`` preset, mirrored training windows) on ``urban_canyo
 the sets differ in their inputs only. A set of the beam alone has no alignment stage and trains 10
 adaptation epochs instead. Sets with the camera are tested a second time with the camera gone (the
 ``image`` input left out of every test batch), which gives the drop when the camera fails at test time.
+With ``--anchors``, the set ``--anchor-set`` (default beam + image + GPS) is also trained once per anchor
+(``image`` as the anchor, ``beam+image+gps`` joint anchors, ``none``: no alignment stage): the paper's
+anchor ablation (its Fig. 4e) on the simulator.
 LiDAR and CSI need the plugins: ``pip install ./plugins/wmlm-lidar ./plugins/wmlm-csi``.
 """
 
@@ -58,18 +61,26 @@ def smoke_args() -> list[str]:
     ]
 
 
-def set_args(names: list[str], smoke: bool) -> list[str]:
+def set_args(names: list[str], smoke: bool, anchor: str = "beam") -> list[str]:
+    """Model arguments of one run: the modalities, the anchor(s) (``a+b`` joint, ``none``: no alignment)."""
     unknown = [n for n in names if n not in MODALITIES]
     if unknown:
         raise SystemExit(f"--sets: unknown modality {unknown}; known: {list(MODALITIES)}")
     if names[0] != "beam":
-        raise SystemExit(f"--sets: every set starts with the anchor, beam; got {'+'.join(names)}")
+        raise SystemExit(
+            f"--sets: every set starts with beam (the beam head reads it); got {'+'.join(names)}"
+        )
+    anchors = [] if anchor == "none" else anchor.split("+")
+    if any(a not in names for a in anchors):
+        raise SystemExit(f"--anchors: {anchor} is not part of the set {'+'.join(names)}")
     align, adapt = (1, 1) if smoke else (2, 8)
-    if len(names) == 1:  # nothing to align to the anchor: the same number of epochs, all adaptation
+    if len(names) == 1 or not anchors:  # nothing to align: the same number of epochs, all adaptation
         align, adapt = 0, align + adapt
     return [
         "--model.modalities",
         "[" + ", ".join(MODALITIES[n] for n in names) + "]",
+        "--model.anchor",
+        "[" + ", ".join(anchors or ["beam"]) + "]",
         "--model.align_epochs",
         str(align),
         "--model.adapt_epochs",
@@ -78,10 +89,10 @@ def set_args(names: list[str], smoke: bool) -> list[str]:
 
 
 def evaluate(
-    names: list[str], common: list[str], out: Path, smoke: bool, log: io.TextIOBase
+    names: list[str], anchor: str, common: list[str], out: Path, smoke: bool, log: io.TextIOBase
 ) -> tuple[Scores, Scores | None]:
     """Trains one modality set; returns its test scores, and those without the camera (if it has one)."""
-    model = set_args(names, smoke)
+    model = set_args(names, smoke, anchor)
     cli = quiet_run(
         ["fit", *common, *model, "--trainer.default_root_dir", str(out), "--test_after_fit", "false"], log
     )
@@ -111,7 +122,14 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Scores]]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sets", nargs="+", default=DEFAULT_SETS, help="modality sets, e.g. beam+image+gps")
+    parser.add_argument("--sets", nargs="*", default=DEFAULT_SETS, help="modality sets, e.g. beam+image+gps")
+    parser.add_argument(
+        "--anchors",
+        nargs="*",
+        default=[],
+        help="anchor ablation of --anchor-set: anchors such as beam, image, gps, beam+image+gps (joint), none",
+    )
+    parser.add_argument("--anchor-set", default="beam+image+gps", help="modality set of the anchor ablation")
     parser.add_argument("--sequences", type=int, default=20, help="vehicle passes simulated per scenario")
     parser.add_argument("--markdown", type=Path, help="also write the table here")
     parser.add_argument("--json", type=Path, help="also write the scores here")
@@ -120,6 +138,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Scores]]:
     )
     args = parser.parse_args(argv)
     sets = [s.split("+") for s in args.sets]
+    anchor_set = args.anchor_set.split("+")
+    runs = [("+".join(names), names, "beam") for names in sets]
+    runs += [(f"{args.anchor_set}, anchor {a}", anchor_set, a) for a in args.anchors]
+    if args.anchors:
+        sets.append(anchor_set)
     sensors = sorted(
         {"camera" if n == "image" else n for names in sets for n in names} & {"camera", "lidar", "csi"}
     )
@@ -138,12 +161,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Scores]]:
     results: dict[str, dict[str, Scores]] = {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        for number, names in enumerate(sets):
-            scores, blind = evaluate(names, common, Path(tmp) / f"set{number}", args.smoke, log)
-            results["+".join(names)] = {"all sensors": scores, **({"camera missing": blind} if blind else {})}
+        for number, (name, names, anchor) in enumerate(runs):
+            scores, blind = evaluate(names, anchor, common, Path(tmp) / f"run{number}", args.smoke, log)
+            results[name] = {"all sensors": scores, **({"camera missing": blind} if blind else {})}
     seconds = time.perf_counter() - started
     header = [
-        "modalities",
+        "modalities (anchor beam unless named)",
         "top-1 t+1",
         "t+2",
         "t+3",
@@ -165,7 +188,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Scores]]:
         else:
             cells += ["", ""]
         rows.append(cells)
-    table = Table(title=f"Modality sets on the unseen wide_avenue ({seconds:.0f} s)")
+    table = Table(title=f"Modality sets and anchors on the unseen wide_avenue ({seconds:.0f} s)")
     for column in header:
         table.add_column(column)
     for cells in rows:

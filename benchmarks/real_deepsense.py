@@ -18,6 +18,7 @@ import argparse
 import datetime
 import io
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -85,11 +86,19 @@ Results = dict[str, dict[str, Scores]]
 class Runner:
     """Trains and tests models under one work folder, with optional smoke settings."""
 
-    def __init__(self, root: Path, workdir: Path, smoke: bool, progress: Path | None = None) -> None:
+    def __init__(
+        self, root: Path, workdir: Path, smoke: bool, progress: Path | None = None, keep: Path | None = None
+    ) -> None:
         self.root, self.workdir, self.smoke = root, workdir, smoke
-        self.progress = progress
+        self.progress, self.keep = progress, keep
         self.log = io.StringIO()
         self.count = 0
+
+    def keep_checkpoint(self, ckpt: str, name: str) -> None:
+        """Copy a trained checkpoint out of the temporary work folder (``--keep-checkpoints``)."""
+        if self.keep is not None:
+            self.keep.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(ckpt, self.keep / f"{name}.ckpt")
 
     def record(self, results: Results, name: str, scenario: str, scores: Scores) -> None:
         """Store one score, and append it to the progress file, so an interrupted run keeps what it has."""
@@ -160,6 +169,8 @@ def loso(run: Runner, sites: dict[str, list[str]], models: dict[str, tuple[str, 
         train_on = [s for other, names in sites.items() if other != site for s in names]
         for name, (kind, extra) in models.items():
             ckpt = run.fit(kind, train_on, extra) if kind not in UNTRAINED else None
+            if ckpt is not None:
+                run.keep_checkpoint(ckpt, f"{name.replace(' ', '_')}_without_{site}")
             for scenario in held_out:
                 run.record(
                     results, name, scenario, run.score(kind, scenario, ckpt, held_out=True, extra=extra)
@@ -188,6 +199,11 @@ def main(argv: list[str] | None = None) -> dict[str, Results]:
         "--sites", nargs="*", help="site map as SITE=scen1,scen2 ... (default: the six dev scenarios)"
     )
     parser.add_argument("--s4", help="comma list of the 4 pretraining scenarios of the s4s6 experiment")
+    parser.add_argument(
+        "--keep-checkpoints",
+        type=Path,
+        help="copy the leave-one-site-out checkpoints here (NAME_without_SITE.ckpt), e.g. for edge_finetune.py",
+    )
     parser.add_argument(
         "--smoke", action="store_true", help="seconds-long run for tests; numbers meaningless"
     )
@@ -228,7 +244,8 @@ def main(argv: list[str] | None = None) -> dict[str, Results]:
             started = time.perf_counter()
             progress = args.out / f"{key}.progress.jsonl"
             progress.unlink(missing_ok=True)
-            results = experiment(Runner(args.root, Path(tmp) / key, args.smoke, progress))
+            keep = args.keep_checkpoints / key if args.keep_checkpoints else None
+            results = experiment(Runner(args.root, Path(tmp) / key, args.smoke, progress, keep))
             seconds = time.perf_counter() - started
             all_results[key] = results
             console.print(rich_table(results, f"{title} ({seconds:.0f} s)"))

@@ -61,6 +61,8 @@ def test_real_deepsense_script_writes_tables_plots_and_json(tmp_path: Path) -> N
             "--out",
             str(out),
             "--smoke",
+            "--keep-checkpoints",
+            str(tmp_path / "ckpts"),
             "--s4",
             "s1,s2",
             "--sites",
@@ -77,6 +79,8 @@ def test_real_deepsense_script_writes_tables_plots_and_json(tmp_path: Path) -> N
         assert "python benchmarks/real_deepsense.py" in text and "| **mean** |" in text
         assert next(out.glob(f"{key}_*.png")).stat().st_size > 1000
     assert json.loads((out / "real_deepsense.json").read_text()) == results
+    kept = {p.name for p in (tmp_path / "ckpts" / "loso").glob("*.ckpt")}
+    assert {"wmlm_without_A.ckpt", "wmlm_without_B.ckpt", "gru_without_B.ckpt"} <= kept
 
 
 def test_pipeline_script_measures_data_wait_cache_and_loader(tmp_path: Path) -> None:
@@ -135,30 +139,20 @@ def test_edge_finetune_script_tables_accuracy_against_fine_tuning_windows(tmp_pa
     assert "| B | 12 | heads only |" in markdown.read_text()
 
 
-def test_modality_sets_script_scores_each_set_and_the_camera_drop(tmp_path: Path) -> None:
+def test_modality_sets_script_scores_each_set_anchor_and_the_camera_drop(tmp_path: Path) -> None:
     out = tmp_path / "sets.json"
     markdown = tmp_path / "sets.md"
+    args = ["--sets", "beam", "beam+image", "--anchor-set", "beam+image", "--anchors", "image", "none"]
     results = load_script("modality_sets").main(
-        [
-            "--sets",
-            "beam",
-            "beam+image",
-            "--sequences",
-            "3",
-            "--smoke",
-            "--json",
-            str(out),
-            "--markdown",
-            str(markdown),
-        ]
+        [*args, "--sequences", "3", "--smoke", "--json", str(out), "--markdown", str(markdown)]
     )
-    assert set(results) == {"beam", "beam+image"}
+    assert list(results) == ["beam", "beam+image", "beam+image, anchor image", "beam+image, anchor none"]
     assert set(results["beam"]) == {"all sensors"}  # no camera, nothing to take away
-    assert set(results["beam+image"]) == {"all sensors", "camera missing"}
+    assert set(results["beam+image, anchor image"]) == {"all sensors", "camera missing"}
     for per in results.values():
         for scores in per.values():
-            assert len(scores["top1"]) == 3 and all(
-                0 <= a <= b <= 1 for a, b in zip(scores["top1"], scores["top3"])
-            )
+            assert len(scores["top1"]) == 3
+            assert all(0 <= a <= b <= 1 for a, b in zip(scores["top1"], scores["top3"]))
     assert json.loads(out.read_text()) == results
-    assert "| beam+image |" in markdown.read_text() and " pts |" in markdown.read_text()
+    text = markdown.read_text()
+    assert "| beam+image, anchor image |" in text and " pts |" in text
