@@ -159,13 +159,21 @@ def indist(run: Runner, sites: dict[str, list[str]]) -> Results:
     return results
 
 
-def loso(run: Runner, sites: dict[str, list[str]], models: dict[str, tuple[str, list[str]]]) -> Results:
+def loso(
+    run: Runner,
+    sites: dict[str, list[str]],
+    models: dict[str, tuple[str, list[str]]],
+    held_out_sites: list[str] | None = None,
+) -> Results:
     """``{model: {scenario: scores}}``, each scenario scored by models that never saw its site.
 
-    ``models`` maps a result name to (kind: ``wmlm``, ``gru`` or an untrained baseline, extra CLI args).
+    ``models`` maps a result name to (kind: ``wmlm``, ``gru`` or an untrained baseline, extra CLI args);
+    ``held_out_sites`` limits which sites take their turn as the unseen one (default: all).
     """
     results: Results = {name: {} for name in models}
     for site, held_out in sites.items():
+        if held_out_sites is not None and site not in held_out_sites:
+            continue
         train_on = [s for other, names in sites.items() if other != site for s in names]
         for name, (kind, extra) in models.items():
             ckpt = run.fit(kind, train_on, extra) if kind not in UNTRAINED else None
@@ -198,6 +206,10 @@ def main(argv: list[str] | None = None) -> dict[str, Results]:
     parser.add_argument(
         "--sites", nargs="*", help="site map as SITE=scen1,scen2 ... (default: the six dev scenarios)"
     )
+    parser.add_argument(
+        "--held-out",
+        help="comma list of the sites that take a turn as the unseen one in loso/anchor (default all)",
+    )
     parser.add_argument("--s4", help="comma list of the 4 pretraining scenarios of the s4s6 experiment")
     parser.add_argument(
         "--keep-checkpoints",
@@ -211,6 +223,9 @@ def main(argv: list[str] | None = None) -> dict[str, Results]:
     sites = dict(item.split("=", 1) for item in args.sites) if args.sites else None
     sites = {k: v.split(",") for k, v in sites.items()} if sites else DEV_SITES
     s4 = args.s4.split(",") if args.s4 else S4
+    held_out_sites = args.held_out.split(",") if args.held_out else None
+    if held_out_sites and any(site not in sites for site in held_out_sites):
+        parser.error(f"--held-out {held_out_sites}: sites are {list(sites)}")
     only = args.only.split(",")
     console = Console()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -222,11 +237,13 @@ def main(argv: list[str] | None = None) -> dict[str, Results]:
         ),
         "loso": (
             "Zero-shot, leave one site out",
-            lambda r: loso(r, sites, LOSO_MODELS),
+            lambda r: loso(r, sites, LOSO_MODELS, held_out_sites),
         ),
         "anchor": (
             "Anchor ablation (beam + GPS, leave one site out)",
-            lambda r: loso(r, sites, {k: ("wmlm", [*BEAM_GPS, *v]) for k, v in ANCHOR_VARIANTS.items()}),
+            lambda r: loso(
+                r, sites, {k: ("wmlm", [*BEAM_GPS, *v]) for k, v in ANCHOR_VARIANTS.items()}, held_out_sites
+            ),
         ),
         "s4s6": (
             "Pretraining on 4 vs 6 scenarios (tested on the held-out passes of all)",
