@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> dict[str, Results]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--root", type=Path, required=True, help="folder of the DeepSense scenario folders")
+    parser.add_argument("--root", type=Path, help="folder of the DeepSense scenario folders")
     parser.add_argument("--out", type=Path, default=Path("docs/results"), help="where tables and plots go")
     parser.add_argument("--only", default="indist,loso,anchor,s4s6", help="comma list of experiments")
     parser.add_argument(
@@ -217,9 +217,18 @@ def main(argv: list[str] | None = None) -> dict[str, Results]:
         help="copy the leave-one-site-out checkpoints here (NAME_without_SITE.ckpt), e.g. for edge_finetune.py",
     )
     parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        help="train nothing: merge these results (real_deepsense.json or KEY.progress.jsonl of earlier runs) "
+        "into the tables and plots",
+    )
+    parser.add_argument(
         "--smoke", action="store_true", help="seconds-long run for tests; numbers meaningless"
     )
     args = parser.parse_args(argv)
+    if args.root is None and not args.merge:
+        parser.error("--root is required (unless --merge)")
     sites = dict(item.split("=", 1) for item in args.sites) if args.sites else None
     sites = {k: v.split(",") for k, v in sites.items()} if sites else DEV_SITES
     s4 = args.s4.split(",") if args.s4 else S4
@@ -253,8 +262,18 @@ def main(argv: list[str] | None = None) -> dict[str, Results]:
     unknown = [o for o in only if o not in experiments]
     if unknown:
         parser.error(f"unknown experiment(s) {unknown}; choose from {list(experiments)}")
-    all_results: dict[str, Results] = {}
     command = "python benchmarks/real_deepsense.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.merge:
+        merged = merge_results(args.merge)
+        sources = ", ".join(f"`{path.name}`" for path in args.merge)
+        for key in [k for k in only if k in merged]:
+            write_outputs(
+                key, experiments[key][0], merged[key], f"{stamp}; merged from {sources}", command, args.out
+            )
+            console.print(rich_table(merged[key], experiments[key][0]))
+        (args.out / "real_deepsense.json").write_text(json.dumps(merged, indent=2))
+        return merged
+    all_results: dict[str, Results] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for key in only:
             title, experiment = experiments[key]
@@ -266,15 +285,48 @@ def main(argv: list[str] | None = None) -> dict[str, Results]:
             seconds = time.perf_counter() - started
             all_results[key] = results
             console.print(rich_table(results, f"{title} ({seconds:.0f} s)"))
-            metric = "top1" if key == "indist" else "top3"
-            bar_plot(results, metric, args.out / f"{key}_{metric}.png", title)
-            (args.out / f"{key}.md").write_text(
-                f"# {title}\n\n{stamp}, {seconds:.0f} s.\n\n```bash\n{command}\n```\n\n{markdown_table(results)}\n"
-                f"![{key}]({key}_{metric}.png)\n"
-            )
+            write_outputs(key, title, results, f"{stamp}, {seconds:.0f} s", command, args.out)
             progress.unlink(missing_ok=True)  # complete: the markdown and JSON hold it all
     (args.out / "real_deepsense.json").write_text(json.dumps(all_results, indent=2))
     return all_results
+
+
+def write_outputs(key: str, title: str, results: Results, stamp: str, command: str, out: Path) -> None:
+    """``out/KEY.md`` (table, with the command and machine) and ``out/KEY_METRIC.png`` (bars)."""
+    metric = "top1" if key == "indist" else "top3"
+    bar_plot(results, metric, out / f"{key}_{metric}.png", title)
+    (out / f"{key}.md").write_text(
+        f"# {title}\n\n{stamp}.\n\n```bash\n{command}\n```\n\n{markdown_table(results)}\n"
+        f"![{key}]({key}_{metric}.png)\n"
+    )
+
+
+def merge_results(paths: list[Path]) -> dict[str, Results]:
+    """Results of several runs (``real_deepsense.json`` files or ``KEY.progress.jsonl`` files) in one dict.
+
+    Runs that split the work (e.g. ``--held-out C`` and ``--held-out F`` in parallel) add their scenarios;
+    a scenario scored twice for one model is an error rather than a silent choice.
+    """
+    merged: dict[str, Results] = {}
+
+    def add(key: str, model: str, scenario: str, scores: Scores, path: Path) -> None:
+        per = merged.setdefault(key, {}).setdefault(model, {})
+        if scenario in per:
+            raise SystemExit(f"--merge: {path} scores {model} on {scenario} in {key!r} again")
+        per[scenario] = scores
+
+    for path in paths:
+        if path.name.endswith(".progress.jsonl"):
+            key = path.name.removesuffix(".progress.jsonl")
+            for line in path.read_text().splitlines():
+                row = json.loads(line)
+                add(key, row.pop("model"), row.pop("scenario"), row, path)
+        else:
+            for key, results in json.loads(path.read_text()).items():
+                for model, per in results.items():
+                    for scenario, scores in per.items():
+                        add(key, model, scenario, scores, path)
+    return merged
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 from conftest import write_scenario
 
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
@@ -175,3 +176,34 @@ def test_sim_calibration_script_finds_the_simulator_identical_to_its_own_recordi
         assert distance in ("TV distance 0.000", "ratio 1.000")
     assert "python benchmarks/sim_calibration.py --real-root" in markdown.read_text()
     assert plot.stat().st_size > 1000
+
+
+def test_real_deepsense_merges_runs_that_split_the_sites(tmp_path: Path) -> None:
+    def scores(value: float) -> dict:
+        return {"top1": [value] * 3, "top3": [min(2 * value, 1.0)] * 3, "dba": value}
+
+    first = tmp_path / "a" / "real_deepsense.json"
+    first.parent.mkdir()
+    first.write_text(json.dumps({"loso": {"wmlm": {"s1": scores(0.5)}, "gru": {"s1": scores(0.2)}}}))
+    progress = tmp_path / "loso.progress.jsonl"  # an interrupted run keeps its scores here
+    progress.write_text(
+        json.dumps({"model": "wmlm", "scenario": "s3", **scores(0.4)})
+        + "\n"
+        + json.dumps({"model": "gru", "scenario": "s3", **scores(0.1)})
+        + "\n"
+    )
+    out = tmp_path / "out"
+    merged = load_script("real_deepsense").main(
+        ["--merge", str(first), str(progress), "--only", "loso", "--out", str(out)]
+    )
+    assert merged == {
+        "loso": {
+            "wmlm": {"s1": scores(0.5), "s3": scores(0.4)},
+            "gru": {"s1": scores(0.2), "s3": scores(0.1)},
+        }
+    }
+    text = (out / "loso.md").read_text()
+    assert "merged from `real_deepsense.json`, `loso.progress.jsonl`" in text
+    assert "| **mean** | wmlm | 0.450 |" in text
+    with pytest.raises(SystemExit):  # the same scenario twice is refused
+        load_script("real_deepsense").main(["--merge", str(first), str(first), "--out", str(out)])
