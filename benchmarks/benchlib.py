@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import io
+import os
 import platform
 import sys
 from collections.abc import Sequence
@@ -11,6 +13,7 @@ from pathlib import Path
 from unittest import mock
 
 import torch
+from rich.console import Console
 from rich.table import Table
 
 from wmlm.cli import run
@@ -54,7 +57,10 @@ Scores = dict[str, list[float] | float]  # {"top1": [t1, t2, t3], "top3": [...],
 
 def machine() -> str:
     """One line naming the machine the numbers come from."""
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch "
+        f"threads, torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}"
+    )
 
 
 def quiet_run(args: list[str], log: io.TextIOBase):
@@ -215,3 +221,39 @@ def bar_plot(results: dict[str, dict[str, Scores]], metric: str, path: Path, tit
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def report(
+    title: str,
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    script: str,
+    argv: Sequence[str] | None,
+    markdown: Path | None,
+    note: str = "",
+) -> None:
+    """Print ``rows`` as a table and, with ``markdown``, write them there under ``title`` with the date,
+    the machine, ``note`` and the command that reproduces them (``python benchmarks/SCRIPT ARGV``)."""
+    table = Table(title=title)
+    for column in header:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+    if markdown is None:
+        return
+    command = f"python benchmarks/{script} " + " ".join(argv if argv is not None else sys.argv[1:])
+    lines = [
+        f"# {title}",
+        "",
+        f"{datetime.date.today()}, {machine()}{note}.",
+        "",
+        f"```bash\n{command}\n```",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(row) + " |" for row in rows),
+        "",
+    ]
+    markdown.parent.mkdir(parents=True, exist_ok=True)
+    markdown.write_text("\n".join(lines))

@@ -18,7 +18,6 @@ with ``--markdown`` writes it with the command, date and machine.
 from __future__ import annotations
 
 import argparse
-import datetime
 import io
 import json
 import sys
@@ -26,11 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
 sys.path.insert(0, str(Path(__file__).parent))
-from benchlib import SMOKE_ARGS, SMOKE_MODEL, WMLM_CONFIG, Scores, machine, quiet_run, summarise, train  # noqa: E402
+from benchlib import SMOKE_ARGS, SMOKE_MODEL, WMLM_CONFIG, Scores, quiet_run, report, summarise, train  # noqa: E402
 from real_deepsense import DEV_SITES  # noqa: E402
 
 FINETUNE_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "edge_finetune.yaml"
@@ -163,9 +159,6 @@ def main(argv: list[str] | None = None) -> list[Row]:
             )
     seconds = time.perf_counter() - started
     header = ["site", "fine-tuning windows", "variant", "top-1 (mean t+1..3)", "top-3", "DBA"]
-    table = Table(title=f"Edge fine-tuning on unseen sites ({seconds:.0f} s)")
-    for column in header:
-        table.add_column(column)
     cells = [
         [
             str(r["site"]),
@@ -175,25 +168,15 @@ def main(argv: list[str] | None = None) -> list[Row]:
         ]
         for r in rows
     ]
-    for line in cells:
-        table.add_row(*line)
-    Console().print(table)
-    if args.markdown:
-        command = "python benchmarks/edge_finetune.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        text = [
-            "# Edge fine-tuning on sites never seen in pretraining",
-            "",
-            f"{datetime.date.today()}, {machine()}, {seconds:.0f} s.",
-            "",
-            f"```bash\n{command}\n```",
-            "",
-            "| " + " | ".join(header) + " |",
-            "|" + "---|" * len(header),
-            *("| " + " | ".join(line) + " |" for line in cells),
-            "",
-        ]
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text("\n".join(text))
+    report(
+        "Edge fine-tuning on sites never seen in pretraining",
+        header,
+        cells,
+        "edge_finetune.py",
+        argv,
+        args.markdown,
+        note=f", {seconds:.0f} s",
+    )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return rows

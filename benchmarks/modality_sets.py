@@ -17,7 +17,6 @@ LiDAR and CSI need the plugins: ``pip install ./plugins/wmlm-lidar ./plugins/wml
 from __future__ import annotations
 
 import argparse
-import datetime
 import io
 import json
 import sys
@@ -25,11 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
 sys.path.insert(0, str(Path(__file__).parent))
-from benchlib import Scores, machine, quiet_run, summarise  # noqa: E402
+from benchlib import SMOKE_ARGS, Scores, quiet_run, report, summarise  # noqa: E402
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "examples" / "quickstart.yaml"
 # each modality as the quickstart configures it (site-invariant beam frame and GPS features)
@@ -45,20 +41,7 @@ DEFAULT_SETS = ["beam", "beam+image", "beam+image+gps", "beam+lidar", "beam+imag
 
 def smoke_args() -> list[str]:
     """Seconds-long settings for tests: tiny model, one epoch per stage, two batches."""
-    return [
-        "--model.preset",
-        "tiny",
-        "--model.embed_dim",
-        "16",
-        "--trainer.limit_train_batches",
-        "2",
-        "--trainer.limit_val_batches",
-        "1",
-        "--data.batch_size",
-        "8",
-        "--data.val_fraction",
-        "0.34",
-    ]
+    return [*SMOKE_ARGS, "--model.preset", "tiny", "--model.embed_dim", "16"]  # epochs: set_args
 
 
 def set_args(names: list[str], smoke: bool, anchor: str = "beam") -> list[str]:
@@ -188,28 +171,15 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Scores]]:
         else:
             cells += ["", ""]
         rows.append(cells)
-    table = Table(title=f"Modality sets and anchors on the unseen wide_avenue ({seconds:.0f} s)")
-    for column in header:
-        table.add_column(column)
-    for cells in rows:
-        table.add_row(*cells)
-    Console().print(table)
-    if args.markdown:
-        command = "python benchmarks/modality_sets.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        text = [
-            "# Modality sets on a simulated site never seen in training",
-            "",
-            f"{datetime.date.today()}, {machine()}, {seconds:.0f} s.",
-            "",
-            f"```bash\n{command}\n```",
-            "",
-            "| " + " | ".join(header) + " |",
-            "|" + "---|" * len(header),
-            *("| " + " | ".join(cells) + " |" for cells in rows),
-            "",
-        ]
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text("\n".join(text))
+    report(
+        "Modality sets and anchors on a simulated site never seen in training (wide_avenue)",
+        header,
+        rows,
+        "modality_sets.py",
+        argv,
+        args.markdown,
+        note=f", {seconds:.0f} s",
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return results

@@ -20,36 +20,21 @@ Prints the machine, a table, and with ``--markdown`` writes it to a file.
 from __future__ import annotations
 
 import argparse
-import datetime
 import io
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
-from rich.console import Console
-from rich.table import Table
-
 from wmlm.data.deepsense import load_scenarios
 
 sys.path.insert(0, str(Path(__file__).parent))
-from benchlib import quiet_run  # noqa: E402
+from benchlib import quiet_run, report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT_KEY = "[_TrainingEpochLoop].train_dataloader_next"
 STEP_KEY = "run_training_batch"
-
-
-def machine() -> str:
-    return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-        f"load average {os.getloadavg()[0]:.2f}"
-    )
 
 
 def data_wait(config: Path, steps: int, workdir: Path, extra: list[str]) -> tuple[float, float, float, Any]:
@@ -131,7 +116,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--markdown", type=Path, help="also write the table here")
     parser.add_argument("extra", nargs="*", help="more `wmlm fit` arguments (after --)")
     args = parser.parse_args(argv)
-    console = Console()
     with tempfile.TemporaryDirectory() as workdir:
         wait, busy, train_rate, cli = data_wait(args.config, args.steps, Path(workdir), args.extra)
         cache = parse_vs_cache(cli)
@@ -154,28 +138,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         *((label, f"{s:.2f} s", "") for label, s in cache.items()),
         ("parse / load cache", f"{cache['parse, no cache'] / cache['load cache']:.1f} ×", ""),
     ]
-    table = Table(title=f"Data pipeline ({args.config.name}; {machine()})")
-    for column in ("quantity", "value", "note"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
-    if args.markdown:
-        command = "python benchmarks/pipeline.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        lines = [
-            "# Data pipeline speed",
-            "",
-            f"{datetime.date.today()}, {machine()}.",
-            "",
-            f"```bash\n{command}\n```",
-            "",
-            "| quantity | value | note |",
-            "|---|---|---|",
-            *(f"| {a} | {b} | {c} |" for a, b, c in rows),
-            "",
-        ]
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text("\n".join(lines))
+    report(
+        f"Data pipeline speed ({args.config.name})",
+        ["quantity", "value", "note"],
+        rows,
+        "pipeline.py",
+        argv,
+        args.markdown,
+    )
     return {"wait_fraction": fraction, "loader_windows_per_s": windows / loader_seconds, **cache}
 
 
