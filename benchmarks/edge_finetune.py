@@ -50,9 +50,11 @@ def site_args(root: Path, scenarios: list[str], out: Path, pretrained: str) -> l
     ]
 
 
-def zero_shot(common: list[str], smoke: list[str], pretrained: str, log: io.TextIOBase) -> Scores:
-    cli = quiet_run(["test", *common, *smoke, "--trainer.logger", "false", "--ckpt_path", pretrained], log)
-    return summarise(cli.trainer.callback_metrics)
+def zero_shot(common: list[str], smoke: list[str], pretrained: str, log: io.TextIOBase) -> tuple[Scores, int]:
+    """The pretrained model's test scores, and how many fine-tuning windows the site has in all."""
+    args = ["test", *common, *smoke, "--data.train_windows", "null", "--trainer.logger", "false"]
+    cli = quiet_run([*args, "--ckpt_path", pretrained], log)
+    return summarise(cli.trainer.callback_metrics), len(cli.datamodule.datasets["train"])
 
 
 def finetune(
@@ -110,8 +112,10 @@ def run_site(
     smoke_ft = [*SMOKE_ARGS, "--model.preset", "tiny", "--model.embed_dim", "16", "--model.adapt_epochs", "1"]
     smoke_ft = smoke_ft if smoke else []
     common = site_args(root, sites[site], workdir / "finetune", pretrained)
-    rows = [row(site, 0, "pretrained, zero-shot", zero_shot(common, smoke_ft, pretrained, log))]
-    for count in counts:
+    scores, pool = zero_shot(common, smoke_ft, pretrained, log)
+    rows = [row(site, 0, "pretrained, zero-shot", scores)]
+    # a count beyond the site's fine-tuning passes means all of them, once
+    for count in sorted({min(count, pool) for count in counts}):
         for variant, freeze_backbone in VARIANTS.items():
             scores, used = finetune(common, smoke_ft, count, freeze_backbone, log)
             rows.append(row(site, used, variant, scores))

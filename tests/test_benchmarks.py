@@ -125,18 +125,22 @@ def test_edge_finetune_script_tables_accuracy_against_fine_tuning_windows(tmp_pa
             "--held-out",
             "B",
             "--windows",
-            "4,12",
+            "4,12,10000",
             "--markdown",
             str(markdown),
             "--smoke",
         ]
     )
+    pool = rows[-1]["windows"]
+    assert 12 < pool < 10000
     assert [(r["windows"], r["variant"]) for r in rows] == [
         (0, "pretrained, zero-shot"),
         (4, "encoders frozen"),
         (4, "heads only"),
         (12, "encoders frozen"),
         (12, "heads only"),
+        (pool, "encoders frozen"),  # 10000 is more than the site has: all of its windows
+        (pool, "heads only"),
     ]
     assert all(r["site"] == "B" and 0.0 <= r["top1"] <= r["top3"] <= 1.0 for r in rows)
     assert "| B | 12 | heads only |" in markdown.read_text()
