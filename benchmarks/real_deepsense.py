@@ -265,11 +265,10 @@ def main(argv: list[str] | None = None) -> dict[str, Results]:
     command = "python benchmarks/real_deepsense.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.merge:
         merged = merge_results(args.merge)
-        sources = ", ".join(f"`{path.name}`" for path in args.merge)
+        sources = ", ".join(f"`{path}`" for path in args.merge)
+        merged_stamp = f"{datetime.date.today()}: merged from {sources} (each run's own table, with its machine and run time, is the .md of the same name)"
         for key in [k for k in only if k in merged]:
-            write_outputs(
-                key, experiments[key][0], merged[key], f"{stamp}; merged from {sources}", command, args.out
-            )
+            write_outputs(key, experiments[key][0], merged[key], merged_stamp, command, args.out)
             console.print(rich_table(merged[key], experiments[key][0]))
         (args.out / "real_deepsense.json").write_text(json.dumps(merged, indent=2))
         return merged

@@ -207,7 +207,7 @@ def test_real_deepsense_merges_runs_that_split_the_sites(tmp_path: Path) -> None
         }
     }
     text = (out / "loso.md").read_text()
-    assert "merged from `real_deepsense.json`, `loso.progress.jsonl`" in text
+    assert f"merged from `{first}`, `{progress}`" in text
     assert "| **mean** | wmlm | 0.450 |" in text
     with pytest.raises(SystemExit):  # the same scenario twice is refused
         load_script("real_deepsense").main(["--merge", str(first), str(first), "--out", str(out)])
