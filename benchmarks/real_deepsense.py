@@ -87,9 +87,16 @@ class Runner:
     """Trains and tests models under one work folder, with optional smoke settings."""
 
     def __init__(
-        self, root: Path, workdir: Path, smoke: bool, progress: Path | None = None, keep: Path | None = None
+        self,
+        root: Path,
+        workdir: Path,
+        smoke: bool,
+        progress: Path | None = None,
+        keep: Path | None = None,
+        wmlm_config: Path = WMLM_CONFIG,
     ) -> None:
         self.root, self.workdir, self.smoke = root, workdir, smoke
+        self.wmlm_config = wmlm_config
         self.progress, self.keep = progress, keep
         self.log = io.StringIO()
         self.count = 0
@@ -114,7 +121,7 @@ class Runner:
     def fit(
         self, kind: str, scenarios: list[str], extra: list[str] | None = None, test_fraction: float = 0.0
     ) -> str:
-        config = WMLM_CONFIG if kind == "wmlm" else GRU_CONFIG
+        config = self.wmlm_config if kind == "wmlm" else GRU_CONFIG
         args = self._model_args(kind, extra or [])
         return train(
             config, self.root, self._dir(), args, self.log, scenarios=scenarios, test_fraction=test_fraction
@@ -144,7 +151,7 @@ class Runner:
         if kind in UNTRAINED:
             args = ["--model", UNTRAINED[kind], *self._smoke()]
             return test(GRU_CONFIG, self.root, scenario, self._dir(), args, self.log, held_out=held_out)
-        config = WMLM_CONFIG if kind == "wmlm" else GRU_CONFIG
+        config = self.wmlm_config if kind == "wmlm" else GRU_CONFIG
         args = [*self._model_args(kind, extra or []), "--ckpt_path", str(ckpt)]
         return test(config, self.root, scenario, self._dir(), args, self.log, held_out=held_out)
 
@@ -217,6 +224,12 @@ def main(argv: list[str] | None = None) -> dict[str, Results]:
         help="copy the leave-one-site-out checkpoints here (NAME_without_SITE.ckpt), e.g. for edge_finetune.py",
     )
     parser.add_argument(
+        "--wmlm-config",
+        type=Path,
+        default=WMLM_CONFIG,
+        help="wmlm's configuration (default benchmarks/configs/wmlm.yaml; configs/wmlm_sim.yaml adds camera + GPS)",
+    )
+    parser.add_argument(
         "--merge",
         nargs="+",
         type=Path,
@@ -280,7 +293,8 @@ def main(argv: list[str] | None = None) -> dict[str, Results]:
             progress = args.out / f"{key}.progress.jsonl"
             progress.unlink(missing_ok=True)
             keep = args.keep_checkpoints / key if args.keep_checkpoints else None
-            results = experiment(Runner(args.root, Path(tmp) / key, args.smoke, progress, keep))
+            runner = Runner(args.root, Path(tmp) / key, args.smoke, progress, keep, args.wmlm_config)
+            results = experiment(runner)
             seconds = time.perf_counter() - started
             all_results[key] = results
             console.print(rich_table(results, f"{title} ({seconds:.0f} s)"))
