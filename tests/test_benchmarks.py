@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import sys
 from pathlib import Path
@@ -144,6 +145,41 @@ def test_edge_finetune_script_tables_accuracy_against_fine_tuning_windows(tmp_pa
     ]
     assert all(r["site"] == "B" and 0.0 <= r["top1"] <= r["top3"] <= 1.0 for r in rows)
     assert "| B | 12 | heads only |" in markdown.read_text()
+
+    # a model pretrained elsewhere (here: the smoke benchmark model on site A) skips pretraining
+    script = load_script("edge_finetune")
+    pretrained = script.train(
+        script.WMLM_CONFIG,
+        tmp_path / "data",
+        tmp_path / "pretrain",
+        [*script.SMOKE_ARGS, *script.SMOKE_MODEL["wmlm"]],
+        io.StringIO(),
+        scenarios=["s1", "s2"],
+    )
+    again = script.main(
+        ["--root", str(tmp_path / "data"), "--sites", "A=s1,s2", "B=s3", "--held-out", "B", "--windows", "4"]
+        + ["--pretrained", f"B={pretrained}", "--smoke"]
+    )
+    assert [(r["windows"], r["variant"]) for r in again] == [
+        (0, "pretrained, zero-shot"),
+        (4, "encoders frozen"),
+        (4, "heads only"),
+    ]
+    with pytest.raises(Exception, match="missing.ckpt"):  # the given checkpoint is what gets loaded
+        script.main(
+            [
+                "--root",
+                str(tmp_path / "data"),
+                "--sites",
+                "A=s1,s2",
+                "B=s3",
+                "--held-out",
+                "B",
+                "--windows",
+                "4",
+            ]
+            + ["--pretrained", f"B={tmp_path / 'missing.ckpt'}", "--smoke"]
+        )
 
 
 def test_modality_sets_script_scores_each_set_anchor_and_the_camera_drop(tmp_path: Path) -> None:
