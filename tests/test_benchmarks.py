@@ -247,3 +247,8 @@ def test_real_deepsense_merges_runs_that_split_the_sites(tmp_path: Path) -> None
     assert "| **mean** | wmlm | 0.450 |" in text
     with pytest.raises(SystemExit):  # the same scenario twice is refused
         load_script("real_deepsense").main(["--merge", str(first), str(first), "--out", str(out)])
+
+
+def test_real_deepsense_refuses_unknown_anchor_variants(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        load_script("real_deepsense").main(["--root", str(tmp_path), "--anchor-variants", "anchor lidar"])
