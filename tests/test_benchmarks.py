@@ -156,30 +156,25 @@ def test_edge_finetune_script_tables_accuracy_against_fine_tuning_windows(tmp_pa
         io.StringIO(),
         scenarios=["s1", "s2"],
     )
-    again = script.main(
-        ["--root", str(tmp_path / "data"), "--sites", "A=s1,s2", "B=s3", "--held-out", "B", "--windows", "4"]
-        + ["--pretrained", f"B={pretrained}", "--smoke"]
-    )
+    site_b = [
+        "--root",
+        str(tmp_path / "data"),
+        "--sites",
+        "A=s1,s2",
+        "B=s3",
+        "--held-out",
+        "B",
+        "--windows",
+        "4",
+    ]
+    again = script.main([*site_b, "--pretrained", f"B={pretrained}", "--smoke"])
     assert [(r["windows"], r["variant"]) for r in again] == [
         (0, "pretrained, zero-shot"),
         (4, "encoders frozen"),
         (4, "heads only"),
     ]
-    with pytest.raises(Exception, match="missing.ckpt"):  # the given checkpoint is what gets loaded
-        script.main(
-            [
-                "--root",
-                str(tmp_path / "data"),
-                "--sites",
-                "A=s1,s2",
-                "B=s3",
-                "--held-out",
-                "B",
-                "--windows",
-                "4",
-            ]
-            + ["--pretrained", f"B={tmp_path / 'missing.ckpt'}", "--smoke"]
-        )
+    with pytest.raises(FileNotFoundError, match="missing.ckpt"):  # the given checkpoint is what gets loaded
+        script.main([*site_b, "--pretrained", f"B={tmp_path / 'missing.ckpt'}", "--smoke"])
 
 
 def test_modality_sets_script_scores_each_set_anchor_and_the_camera_drop(tmp_path: Path) -> None:
