@@ -13,6 +13,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from rich.console import Console
 
+from wmlm.cli_boundary import debug_requested, error_boundary
 from wmlm.deploy.export import export_command
 from wmlm.model.checkpoint_io import AtomicCheckpointIO
 from wmlm.model.prediction_writer import PredictionWriter
@@ -105,8 +106,12 @@ class WMLMCLI(LightningCLI):
             Console().print(results_table(results[0], "test", title=title))
 
 
-def run(args: list[str] | None = None) -> WMLMCLI:
-    """Parse ``args`` and run the Lightning subcommand; returns the CLI (its ``trainer``, ``model``, ...)."""
+def run(args: list[str] | None = None, exit_on_error: bool = True) -> WMLMCLI:
+    """Parse ``args`` and run the Lightning subcommand; returns the CLI (its ``trainer``, ``model``, ...).
+
+    ``exit_on_error=False`` makes a refused command line raise ``ArgumentError`` instead of printing the
+    usage and exiting, so ``main`` can show the message alone.
+    """
     return WMLMCLI(
         LightningModule,
         LightningDataModule,
@@ -115,14 +120,28 @@ def run(args: list[str] | None = None) -> WMLMCLI:
         seed_everything_default=0,
         args=args,
         auto_configure_optimizers=False,
-        parser_kwargs={"description": "wmlm: train and evaluate wireless-native multimodal models"},
+        parser_kwargs={
+            "description": "wmlm: train and evaluate wireless-native multimodal models",
+            "exit_on_error": exit_on_error,
+        },
     )
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point of ``wmlm`` and ``python -m wmlm``; tests call ``main([...])``. Returns the exit code."""
-    argv = list(sys.argv[1:] if args is None else args)
-    if argv and argv[0] in EXTRA_VERBS:
-        return EXTRA_VERBS[argv[0]](argv[1:])
-    run(args)  # None: LightningCLI reads sys.argv itself
-    return 0
+    """Entry point of ``wmlm`` and ``python -m wmlm``; tests call ``main([...])``. Returns the exit code.
+
+    Errors a user can fix print one short message and return 1 (data, checkpoint, output) or 2 (command
+    line, configuration); ``--traceback`` or ``WMLM_DEBUG=1`` adds the traceback (``wmlm.cli_boundary``).
+    """
+    debug, argv = debug_requested(list(sys.argv[1:] if args is None else args))
+    if args is None:
+        sys.argv[1:] = argv  # without --traceback
+
+    def verb() -> int:
+        if argv and argv[0] in EXTRA_VERBS:
+            return EXTRA_VERBS[argv[0]](argv[1:])
+        # LightningCLI reads sys.argv itself when given None (and warns when given both)
+        run(argv if args is not None else None, exit_on_error=debug)
+        return 0
+
+    return error_boundary(verb, debug)

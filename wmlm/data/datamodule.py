@@ -15,6 +15,7 @@ from wmlm.data.deepsense import ScenarioData, find_scenarios, load_scenarios
 from wmlm.data.loader import ResumableLoader
 from wmlm.data.table import DataError
 from wmlm.data.windows import WindowDataset, collate_batch, split_sequences, window_starts
+from wmlm.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
 
@@ -81,18 +82,18 @@ class DeepSenseDataModule(pl.LightningDataModule):
         super().__init__()
         self.cache, self.cache_dir = cache, cache_dir
         if train_windows is not None and train_windows < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"data.train_windows must be a positive number of windows or null, got {train_windows}"
             )
         self.train_windows = train_windows
         self._train_pool_shortfall: int | None = None
         self.train_strides = list(train_strides or [1])
         if any(s < 1 for s in self.train_strides):
-            raise ValueError(f"data.train_strides must be positive integers, got {self.train_strides}")
+            raise ConfigError(f"data.train_strides must be positive integers, got {self.train_strides}")
         if split == "scenario" and not test_scenarios:
-            raise ValueError("data: split='scenario' needs test_scenarios (the held-out scenario names)")
+            raise ConfigError("data: split='scenario' needs test_scenarios (the held-out scenario names)")
         if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
-            raise ValueError(
+            raise ConfigError(
                 f"data: val_fraction={val_fraction} and test_fraction={test_fraction} must be in [0, 1) "
                 "and leave sequences for training"
             )
@@ -116,7 +117,7 @@ class DeepSenseDataModule(pl.LightningDataModule):
         if inputs is None or targets is None:
             model = self.trainer.lightning_module if self.trainer is not None else None
             if not isinstance(model, NeedsFields):
-                raise ValueError(
+                raise ConfigError(
                     "data: set data.inputs and data.targets, or use a model with data_fields() (e.g. wmlm.WMLM)"
                 )
             wanted = model.data_fields()

@@ -17,6 +17,7 @@ from typing import Literal
 
 from wmlm.data.cache import default_cache_dir
 from wmlm.data.datamodule import DeepSenseDataModule
+from wmlm.errors import ConfigError
 
 COMPLETE_MARKER = ".complete"
 # bump when the simulator's output changes for the same preset and seed, so old caches are not reused
@@ -30,9 +31,9 @@ def _check_presets(names: list[str]) -> None:
 
     unknown = [n for n in names if n not in PRESETS]
     if unknown:
-        raise ValueError(f"unknown simulator preset(s) {unknown}; available: {', '.join(sorted(PRESETS))}")
+        raise ConfigError(f"unknown simulator preset(s) {unknown}; available: {', '.join(sorted(PRESETS))}")
     if len(set(names)) != len(names):
-        raise ValueError(f"simulator presets listed twice: {names}")
+        raise ConfigError(f"simulator presets listed twice: {names}")
 
 
 def _fingerprint(name: str, sequences: int, seed: int, sensors: list[str]) -> str:
@@ -82,7 +83,7 @@ def ensure_simulated(
     presets, sensors = list(presets), sorted(sensors)
     _check_presets(presets)
     if sequences < 1:
-        raise ValueError(f"simulated data: sequences must be >= 1, got {sequences}")
+        raise ConfigError(f"simulated data: sequences must be >= 1, got {sequences}")
     parent = simulated_root(cache_dir, sequences, seed, sensors)
     parent.mkdir(parents=True, exist_ok=True)
     for name in presets:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from wmlm.errors import DataError
 
-class DataError(ValueError):
-    """Bad or missing input data; the message names the file, row and column involved."""
+__all__ = ["DataError", "ScenarioTable"]
 
 
 @dataclass(frozen=True)

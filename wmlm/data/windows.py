@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from wmlm.data.deepsense import ScenarioData
+from wmlm.errors import ConfigError
 
 
 def run_ids(sequence: np.ndarray) -> np.ndarray:
@@ -22,7 +23,7 @@ def run_ids(sequence: np.ndarray) -> np.ndarray:
 def window_starts(sequence: np.ndarray, past: int, future: int, stride: int = 1) -> np.ndarray:
     """``[W]`` first rows of the windows of ``past + future`` rows, ``stride`` apart, inside one sequence run."""
     if past < 1 or future < 0 or stride < 1:
-        raise ValueError(
+        raise ConfigError(
             f"windows need past >= 1, future >= 0, stride >= 1; got past={past}, future={future}, stride={stride}"
         )
     span = (past + future - 1) * stride + 1

@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 from wmlm.deploy import spec
 from wmlm.deploy.describe import describe
+from wmlm.errors import WmlmError
 from wmlm.model.wmlm import WMLM
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ EXAMPLE_BATCH = 2  # torch.export specialises sizes 0 and 1, so a dynamic axis i
 EXTERNAL_DATA_BYTES = 1 << 30  # larger weights go to model.onnx.data (protobuf files stop at 2 GB)
 
 
-class ExportError(ValueError):
+class ExportError(WmlmError):
     """The checkpoint or the options cannot be exported (the message says why and what to do)."""
 
 

@@ -10,6 +10,7 @@ from torch import Tensor
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
 
+from wmlm.errors import ConfigError
 from wmlm.heads.base import TaskHead, output_projection
 from wmlm.hookspecs import hookimpl
 
@@ -57,9 +58,9 @@ class BlockageHead(TaskHead):
     ) -> None:
         super().__init__(name)
         if pos_weight is not None and pos_weight <= 0:
-            raise ValueError(f"blockage head: pos_weight must be positive, got {pos_weight}")
+            raise ConfigError(f"blockage head: pos_weight must be positive, got {pos_weight}")
         if not 0.0 < threshold < 1.0:
-            raise ValueError(f"blockage head: threshold must be in (0, 1), got {threshold}")
+            raise ConfigError(f"blockage head: threshold must be in (0, 1), got {threshold}")
         self.pos_weight = pos_weight
         self.threshold = threshold
         self.dropout = dropout

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import MetricCollection
 
+from wmlm.errors import ConfigError
 from wmlm.heads.base import TaskHead, output_projection
 from wmlm.hookspecs import hookimpl
 from wmlm.metrics_regression import distance_metrics
@@ -48,9 +49,9 @@ class PositionHead(TaskHead):
     ) -> None:
         super().__init__(name)
         if scale_m <= 0:
-            raise ValueError(f"position head: scale_m must be positive, got {scale_m}")
+            raise ConfigError(f"position head: scale_m must be positive, got {scale_m}")
         if loss not in ("smooth_l1", "mse"):
-            raise ValueError(f"position head: loss must be 'smooth_l1' or 'mse', got {loss!r}")
+            raise ConfigError(f"position head: loss must be 'smooth_l1' or 'mse', got {loss!r}")
         self.relative_to = relative_to
         self.scale_m = scale_m
         self.loss_kind = loss

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
+from wmlm.errors import ConfigError
 from wmlm.heads.base import TaskHead, output_projection
 from wmlm.hookspecs import hookimpl
 from wmlm.metrics_regression import power_metrics
@@ -85,7 +86,7 @@ class PowerHead(TaskHead):
     ) -> None:
         super().__init__(name)
         if floor_db >= 0:
-            raise ValueError(f"power head: floor_db must be negative (dB below the peak), got {floor_db}")
+            raise ConfigError(f"power head: floor_db must be negative (dB below the peak), got {floor_db}")
         self.reference = reference
         self.floor_db = floor_db
         self.residual = residual

@@ -7,6 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from wmlm.errors import ConfigError
 from wmlm.hookspecs import hookimpl
 from wmlm.modalities.base import Modality, StepMLP
 
@@ -118,13 +119,13 @@ class BeamModality(Modality):
         frame: Literal["absolute", "last_beam"] = "absolute",
     ) -> None:
         if floor_db >= 0:
-            raise ValueError(f"beam modality: floor_db must be negative (dB below the peak), got {floor_db}")
+            raise ConfigError(f"beam modality: floor_db must be negative (dB below the peak), got {floor_db}")
         self.normalization = normalization
         self.floor_db = floor_db
         self.encoder = encoder
         self.hidden_dim = hidden_dim
         if frame not in ("absolute", "last_beam"):
-            raise ValueError(f"beam modality: frame must be 'absolute' or 'last_beam', got {frame!r}")
+            raise ConfigError(f"beam modality: frame must be 'absolute' or 'last_beam', got {frame!r}")
         self.frame = frame
 
     def build_encoder(self, embed_dim: int) -> nn.Module:
@@ -134,7 +135,7 @@ class BeamModality(Modality):
         elif self.encoder == "mlp":
             body = StepMLP(width, embed_dim, self.hidden_dim)
         else:
-            raise ValueError(f"beam modality: encoder must be 'mlp' or 'conv', got {self.encoder!r}")
+            raise ConfigError(f"beam modality: encoder must be 'mlp' or 'conv', got {self.encoder!r}")
         return NormalizedPowerEncoder(
             body, self.normalization, self.floor_db, centred=self.frame == "last_beam"
         )

@@ -6,6 +6,7 @@ from typing import Literal
 
 from torch import Tensor, nn
 
+from wmlm.errors import ConfigError
 from wmlm.hookspecs import hookimpl
 from wmlm.modalities.base import Modality, StepMLP
 
@@ -45,9 +46,9 @@ class GpsModality(Modality):
         self, scale_m: float = 50.0, hidden_dim: int = 128, features: Literal["enu", "range"] = "enu"
     ) -> None:
         if scale_m <= 0:
-            raise ValueError(f"gps modality: scale_m must be positive, got {scale_m}")
+            raise ConfigError(f"gps modality: scale_m must be positive, got {scale_m}")
         if features not in ("enu", "range"):
-            raise ValueError(f"gps modality: features must be 'enu' or 'range', got {features!r}")
+            raise ConfigError(f"gps modality: features must be 'enu' or 'range', got {features!r}")
         self.scale_m = scale_m
         self.hidden_dim = hidden_dim
         self.features = features

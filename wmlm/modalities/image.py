@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from wmlm.data.readers import FieldReader
 from wmlm.data.table import DataError, ScenarioTable
+from wmlm.errors import ConfigError
 from wmlm.hookspecs import hookimpl
 from wmlm.modalities.base import Modality
 
@@ -87,18 +88,18 @@ class ImageModality(Modality):
         brightness_jitter: float = 0.2,
     ) -> None:
         if tower not in VISION_TOWERS:
-            raise ValueError(
+            raise ConfigError(
                 f"image modality: unknown tower {tower!r}; available: {', '.join(VISION_TOWERS)}"
             )
         preset = VISION_TOWERS[tower]
         height, width = image_size_hw
         if height % preset.patch_size or width % preset.patch_size:
-            raise ValueError(
+            raise ConfigError(
                 f"image modality: image_size_hw={tuple(image_size_hw)} must be a multiple of the {tower!r} "
                 f"tower's patch size {preset.patch_size}"
             )
         if not 0 <= brightness_jitter < 1:
-            raise ValueError(f"image modality: brightness_jitter must be in [0, 1), got {brightness_jitter}")
+            raise ConfigError(f"image modality: brightness_jitter must be in [0, 1), got {brightness_jitter}")
         self.tower, self.preset = tower, preset
         self.step_shape = (3, height, width)  # type: ignore[misc]  # per instance: the size is an option
         self.field = field  # type: ignore[misc]

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from wmlm.errors import ConfigError
+
 BEAM_KEY = "beam"
 POWER_TARGET_KEY = "power"  # future beam-power vectors [B, F, beams] (the power head's target)
 
@@ -153,7 +155,7 @@ class ModalityDropout(BatchAugmentation):
 
     def __init__(self, p: float = 0.2, keep: tuple[str, ...] = (BEAM_KEY,)) -> None:
         if not 0.0 <= p < 1.0:
-            raise ValueError(f"ModalityDropout: p must be in [0, 1), got {p}")
+            raise ConfigError(f"ModalityDropout: p must be in [0, 1), got {p}")
         self.p = p
         self.keep = tuple(keep)
 

@@ -8,10 +8,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from wmlm.errors import CheckpointError
+
 log = logging.getLogger(__name__)
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(CheckpointError):
     """A checkpoint whose weights do not fit the model (another preset, embedding size, ...)."""
 
 

@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from torch import Tensor, nn
 
+from wmlm.errors import ConfigError
 from wmlm.heads.base import TaskHead
 from wmlm.modalities.base import Modality
 from wmlm.model.align import AnchorAlignment, alignment_pairs
@@ -103,27 +104,27 @@ class WMLM(pl.LightningModule):
         self.augmentations = list(augmentations)
         self.modality_specs = {m.name: m for m in map(_make_modality, modalities)}
         if not self.modality_specs:
-            raise ValueError("model.modalities: at least one modality is needed")
+            raise ConfigError("model.modalities: at least one modality is needed")
         self.anchors = [anchor] if isinstance(anchor, str) else list(anchor)
         unknown = [a for a in self.anchors if a not in self.modality_specs]
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"model.anchor: {unknown} not among model.modalities {list(self.modality_specs)}"
             )
         if align_epochs < 0 or adapt_epochs < 0 or align_epochs + adapt_epochs == 0:
-            raise ValueError(
+            raise ConfigError(
                 f"model: need align_epochs, adapt_epochs >= 0 and not both 0, got {align_epochs}, {adapt_epochs}"
             )
         self.pairs = alignment_pairs(list(self.modality_specs), self.anchors)
         if align_epochs > 0 and not self.pairs:
-            raise ValueError(
+            raise ConfigError(
                 "model: the alignment stage needs a modality besides the anchor; set align_epochs: 0 "
                 f"or add a modality (modalities={list(self.modality_specs)}, anchor={self.anchors})"
             )
         self.past, self.future = past, future
         self.align_epochs, self.adapt_epochs = align_epochs, adapt_epochs
         if (freeze_backbone or (freeze_encoders and align_epochs == 0)) and not init_from:
-            raise ValueError(
+            raise ConfigError(
                 "model: freeze_backbone, or freeze_encoders without an alignment stage, fixes weights that "
                 "nothing would have trained; set model.init_from to a pretrained checkpoint"
             )
@@ -132,7 +133,7 @@ class WMLM(pl.LightningModule):
         self.lr, self.weight_decay, self.warmup_fraction = lr, weight_decay, warmup_fraction
         self.monitor, self.monitor_mode = monitor, monitor_mode
         if checkpoint_every_n_steps is not None and checkpoint_every_n_steps < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"model.checkpoint_every_n_steps must be >= 1 or null, got {checkpoint_every_n_steps}"
             )
         self.checkpoint_every_n_steps = checkpoint_every_n_steps
@@ -140,7 +141,7 @@ class WMLM(pl.LightningModule):
 
         preset_cfg = get_preset(preset)
         if past > preset_cfg.max_steps:
-            raise ValueError(f"model.past={past} exceeds preset {preset!r} max_steps={preset_cfg.max_steps}")
+            raise ConfigError(f"model.past={past} exceeds preset {preset!r} max_steps={preset_cfg.max_steps}")
         self.encoders = nn.ModuleDict({n: m.build_encoder(embed_dim) for n, m in self.modality_specs.items()})
         self.alignment = AnchorAlignment(self.pairs)
         # one projection per modality, summed over the modalities present at a step: equal to
@@ -151,11 +152,11 @@ class WMLM(pl.LightningModule):
         )
         head_list = [_make_head(h) for h in heads]
         if not head_list and adapt_epochs > 0:
-            raise ValueError("model.heads: the adaptation stage needs at least one head")
+            raise ConfigError("model.heads: the adaptation stage needs at least one head")
         self.heads = nn.ModuleDict()
         for head in head_list:
             if head.name in self.heads:
-                raise ValueError(
+                raise ConfigError(
                     f"model.heads: two heads are named {head.name!r}; pass name=... to one of them"
                 )
             head.build(preset_cfg.width, past, future)
@@ -163,7 +164,7 @@ class WMLM(pl.LightningModule):
         self.loss_weights = {h: 1.0 for h in self.heads} | dict(loss_weights or {})
         extra = set(self.loss_weights) - set(self.heads)
         if extra:
-            raise ValueError(
+            raise ConfigError(
                 f"model.loss_weights: {sorted(extra)} are not heads; heads are {list(self.heads)}"
             )
         self.val_metrics = nn.ModuleDict(
@@ -180,7 +181,7 @@ class WMLM(pl.LightningModule):
         for head in self.heads.values():
             for key, field in head.target_fields.items():
                 if targets.setdefault(key, field) != field:
-                    raise ValueError(
+                    raise ConfigError(
                         f"heads disagree on target {key!r}: fields {targets[key]!r} and {field!r}"
                     )
         return {"inputs": {n: m.field for n, m in self.modality_specs.items()}, "targets": targets}
