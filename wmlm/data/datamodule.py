@@ -14,10 +14,18 @@ from wmlm.data.cache import default_cache_dir
 from wmlm.data.deepsense import ScenarioData, find_scenarios, load_scenarios
 from wmlm.data.loader import ResumableLoader
 from wmlm.data.table import DataError
-from wmlm.data.windows import WindowDataset, collate_batch, split_sequences, window_starts
+from wmlm.data.windows import (
+    WindowDataset,
+    collate_batch,
+    present_rows,
+    split_sequences,
+    window_starts,
+    with_present_targets,
+)
 from wmlm.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
+DEFAULT_PAST, DEFAULT_FUTURE = 5, 3  # window lengths for a model that states none
 
 
 @runtime_checkable
@@ -39,7 +47,10 @@ class DeepSenseDataModule(pl.LightningDataModule):
         test_scenarios: held-out scenario names when ``split="scenario"``.
         val_fraction: share of sequences for validation.
         test_fraction: share of sequences for testing (``split="sequence"`` only).
-        past: input steps per window. future: target steps per window.
+        past: input steps per window; ``None``: the model's ``past`` (``5`` for a model without one).
+            A value that differs from the model's is an error: the model owns the contract.
+        future: target steps per window; ``None``: the model's ``future`` (``3`` for a model without
+            one); likewise checked against the model.
         batch_size: windows per batch. num_workers: DataLoader workers.
         seed: seed of the sequence split (independent of the training seed).
         inputs: ``{batch key: field}``; by default asked from the model (``data_fields()``).
@@ -66,8 +77,8 @@ class DeepSenseDataModule(pl.LightningDataModule):
         test_scenarios: list[str] | None = None,
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
-        past: int = 5,
-        future: int = 3,
+        past: int | None = None,
+        future: int | None = None,
         batch_size: int = 256,
         num_workers: int = 0,
         seed: int = 0,
@@ -97,6 +108,15 @@ class DeepSenseDataModule(pl.LightningDataModule):
                 f"data: val_fraction={val_fraction} and test_fraction={test_fraction} must be in [0, 1) "
                 "and leave sequences for training"
             )
+        for key, value, least in (("data.past", past, 1), ("data.future", future, 0)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+                raise ConfigError(
+                    f"{key} must be an integer >= {least} (or null: the model's), got {value!r}"
+                )
+        for key, names in (("data.scenarios", scenarios), ("data.test_scenarios", test_scenarios)):
+            repeated = sorted({n for n in names or [] if list(names or []).count(n) > 1})
+            if repeated:
+                raise ConfigError(f"{key} lists {repeated} more than once; every scenario would count twice")
         self.root = Path(root)
         self.scenarios = scenarios
         self.split = split
@@ -111,11 +131,15 @@ class DeepSenseDataModule(pl.LightningDataModule):
         self._train_loader: ResumableLoader | None = None
         self._pending_loader_state: dict[str, int] | None = None
         self.scenario_names: list[str] = []
+        self._passes: dict[str, int] = {}
+
+    def _model(self) -> object | None:
+        return self.trainer.lightning_module if self.trainer is not None else None
 
     def _fields(self) -> tuple[dict[str, str], dict[str, str]]:
         inputs, targets = self.inputs, self.targets
         if inputs is None or targets is None:
-            model = self.trainer.lightning_module if self.trainer is not None else None
+            model = self._model()
             if not isinstance(model, NeedsFields):
                 raise ConfigError(
                     "data: set data.inputs and data.targets, or use a model with data_fields() (e.g. wmlm.WMLM)"
@@ -125,10 +149,28 @@ class DeepSenseDataModule(pl.LightningDataModule):
             targets = targets if targets is not None else wanted["targets"]
         return dict(inputs), dict(targets)
 
+    def _window_lengths(self) -> tuple[int, int]:
+        """``(past, future)``: the model's, or the data module's where the model has none; never two values."""
+        model = self._model()
+        lengths = []
+        for key, mine, default in (
+            ("past", self.past, DEFAULT_PAST),
+            ("future", self.future, DEFAULT_FUTURE),
+        ):
+            theirs = getattr(model, key, None) if model is not None else None
+            if mine is not None and isinstance(theirs, int) and theirs != mine:
+                raise ConfigError(
+                    f"data.{key}={mine} differs from model.{key}={theirs}; the model sets the window length: "
+                    f"remove data.{key} (or set it to {theirs})"
+                )
+            lengths.append(mine if mine is not None else theirs if isinstance(theirs, int) else default)
+        return lengths[0], lengths[1]
+
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
         inputs, targets = self._fields()
+        self.past, self.future = self._window_lengths()
         names = self.scenarios
         if self.split == "scenario":
             available = [p.name for p in find_scenarios(self.root, names)]
@@ -138,7 +180,8 @@ class DeepSenseDataModule(pl.LightningDataModule):
         fields = [*inputs.values(), *targets.values()]
         scenarios = load_scenarios(self.root, fields, names, cache_dir=self.arrays_cache_dir())
         self.scenario_names = [s.name for s in scenarios]
-        starts = self._split_starts(scenarios)
+        self._passes = {s.name: len(np.unique(s.sequence)) for s in scenarios}
+        starts = self._split_starts(scenarios, set(targets.values()))
         for split in SPLITS:
             self.datasets[split] = WindowDataset(
                 scenarios, starts[split], inputs, targets, self.past, self.future
@@ -150,10 +193,17 @@ class DeepSenseDataModule(pl.LightningDataModule):
             return None
         return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir() / "arrays"
 
-    def _split_starts(self, scenarios: list[ScenarioData]) -> dict[str, np.ndarray]:
-        """``{split: [W, 3] (scenario position, first row, stride)}``."""
+    def _split_starts(self, scenarios: list[ScenarioData], target_fields: set[str]) -> dict[str, np.ndarray]:
+        """``{split: [W, 3] (scenario position, first row, stride)}``.
+
+        Windows never cross a vehicle pass or a gap in ``index``, and never have a missing target step.
+        """
         per_split: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
+        assert self.past is not None and self.future is not None
         for position, scenario in enumerate(scenarios):
+            present = np.ones(len(scenario), dtype=bool)
+            for field in sorted(target_fields):
+                present &= present_rows(scenario.fields[field])
             if self.split == "scenario" and scenario.name in self.test_scenarios:
                 row_split = {"test": np.ones(len(scenario), bool)}
             else:
@@ -163,7 +213,10 @@ class DeepSenseDataModule(pl.LightningDataModule):
                 row_split = split_sequences(scenario, fractions, self.seed)
             for split, rows in row_split.items():
                 for stride in self.train_strides if split == "train" else [1]:
-                    first_rows = window_starts(scenario.sequence, self.past, self.future, stride)
+                    first_rows = window_starts(
+                        scenario.sequence, self.past, self.future, stride, index=scenario.index
+                    )
+                    first_rows = with_present_targets(first_rows, present, self.past, self.future, stride)
                     chosen = first_rows[rows[first_rows]]
                     columns = [np.full(len(chosen), position), chosen, np.full(len(chosen), stride)]
                     per_split[split].append(np.stack(columns, axis=1))
@@ -246,11 +299,29 @@ class DeepSenseDataModule(pl.LightningDataModule):
             self._train_loader.load_state_dict(self._pending_loader_state)
             self._pending_loader_state = None
 
+    def _check_not_empty(self, split: str) -> None:
+        """An asked-for split without windows is an error naming the scenarios and their passes.
+
+        Lightning would otherwise skip validation or testing and exit 0 without a table.
+        """
+        if split == "val" and self.val_fraction == 0:
+            return  # no validation asked for
+        if len(self.datasets[split]) == 0:
+            raise DataError(
+                f"data: the {split} split has no window of {self.past}+{self.future} samples inside one "
+                f"vehicle pass; vehicle passes (seq_index) per scenario in {self.root}: {self._passes} "
+                f"(val_fraction={self.val_fraction}, test_fraction={self.test_fraction}, split={self.split!r})"
+                "; a split needs whole passes: add passes or scenarios"
+            )
+
     def val_dataloader(self) -> DataLoader:
+        self._check_not_empty("val")
         return self._loader("val", shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
+        self._check_not_empty("test")
         return self._loader("test", shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
+        self._check_not_empty(self.predict_split)
         return self._loader(self.predict_split, shuffle=False)

@@ -8,8 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from wmlm.data.table import DataError, ScenarioTable
+from wmlm.data.table import DataError, ScenarioTable, is_hidden
 from wmlm.registry import get_reader
+
+# Beam labels must equal the strongest beam of the power file on at least this share of the rows that
+# have a power measurement. Measured: 100.0 % on each of the six real DeepSense scenarios (1, 2, 5, 6, 8,
+# 9); a 0-based or shifted label export agrees on ~0 %. Exact agreement, no +-1 tolerance: a tolerance
+# would hide exactly the off-by-one export this check exists for.
+MIN_LABEL_AGREEMENT = 0.5
+LABEL_FIELD, POWER_FIELD = "beam_label", "beam_power"
 
 
 @dataclass(frozen=True)
@@ -18,7 +25,8 @@ class ScenarioData:
 
     Attributes:
         name: scenario (folder) name.
-        index: ``[N] int64`` the CSV's ``index`` column (row number from 1 if the column is absent).
+        index: ``[N] int64`` the CSV's ``index`` column (row number from 1 if the column is absent). A step
+            of more than 1 inside a vehicle pass is a gap (rows missing): windows never span it.
         sequence: ``[N] int64`` the ``seq_index`` column: one value per vehicle pass.
         fields: ``{field name: [N, ...] array}`` for the requested fields.
     """
@@ -33,22 +41,32 @@ class ScenarioData:
 
 
 def is_scenario_folder(path: Path) -> bool:
-    """A folder holding ``<name>.csv`` (DeepSense layout) or exactly one CSV."""
-    return path.is_dir() and ((path / f"{path.name}.csv").is_file() or len(list(path.glob("*.csv"))) == 1)
+    """A visible folder holding ``<name>.csv`` (DeepSense layout) or at least one visible CSV.
+
+    A folder with CSVs but none named after it and more than one is still a scenario folder: reading it
+    fails naming the folder (``scenario_csv``) rather than skipping it without a word.
+    """
+    if is_hidden(path) or not path.is_dir():
+        return False
+    return (path / f"{path.name}.csv").exists() or any(not is_hidden(c) for c in path.glob("*.csv"))
 
 
 def find_scenarios(root: Path | str, names: Sequence[str] | None = None) -> list[Path]:
     """Scenario folders under ``root``: ``root`` itself if it is one, else its scenario sub-folders.
 
-    ``names`` selects among them (in the given order); an unknown name fails listing what exists.
+    Hidden folders (``.ipynb_checkpoints``, any name starting with ``.``) are never scenarios. ``names``
+    selects among them (in the given order); an unknown name fails listing what exists.
     """
     root = Path(root).expanduser()
     if not root.exists():
         raise DataError(f"data root {root} does not exist")
-    if is_scenario_folder(root) and not any(is_scenario_folder(p) for p in root.iterdir() if p.is_dir()):
+    if not root.is_dir():
+        raise DataError(f"data root {root} is not a folder; expected a scenario folder or a folder of them")
+    subfolders = [p for p in sorted(root.iterdir()) if is_scenario_folder(p)]
+    if is_scenario_folder(root) and not subfolders:
         available = {root.name: root}
     else:
-        available = {p.name: p for p in sorted(root.iterdir()) if is_scenario_folder(p)}
+        available = {p.name: p for p in subfolders}
     if not available:
         raise DataError(f"data root {root}: no scenario folder (a folder with <name>/<name>.csv) found")
     if names is None:
@@ -83,8 +101,31 @@ def check_row_order(table: ScenarioTable, index: np.ndarray, sequence: np.ndarra
             )
 
 
+def check_labels_agree_with_power(table: ScenarioTable, labels: np.ndarray, power: np.ndarray) -> None:
+    """``labels [N]`` (0-based) must be the strongest beam of ``power [N, 64]`` on enough rows.
+
+    Rows without a power measurement (NaN, see ``wmlm.data.readers``) are left out. Fails below
+    ``MIN_LABEL_AGREEMENT``, naming the scenario and the share measured.
+    """
+    measured = np.isfinite(power).all(axis=1)
+    if not measured.any():
+        return
+    agree = float((np.argmax(power[measured], axis=1) == labels[measured]).mean())
+    if agree < MIN_LABEL_AGREEMENT:
+        column = table.find_column(*get_reader(LABEL_FIELD).columns)
+        raise DataError(
+            f"scenario {table.name} ({table.csv_path}): beam labels ({column!r}) equal the strongest beam of "
+            f"the power files on {agree:.1%} of {int(measured.sum())} rows, expected at least "
+            f"{MIN_LABEL_AGREEMENT:.0%} (a 0-based or shifted label export?)"
+        )
+
+
 def load_scenario(folder: Path | str, fields: Iterable[str]) -> ScenarioData:
-    """Read the CSV of one scenario folder and the requested fields (registered ``FieldReader``s)."""
+    """Read the CSV of one scenario folder and the requested fields (registered ``FieldReader``s).
+
+    Beam labels are checked against the power files (``check_labels_agree_with_power``) whenever the
+    scenario has both, even if only the labels are requested.
+    """
     table = ScenarioTable.from_folder(folder)
     index = table.integers("index") if table.find_column("index") else np.arange(1, len(table) + 1)
     sequence = table.integers("seq_index")
@@ -97,6 +138,12 @@ def load_scenario(folder: Path | str, fields: Iterable[str]) -> ScenarioData:
                 f"reader {name!r} returned {len(array)} rows for {table.csv_path}, expected {len(table)}"
             )
         arrays[name] = array
+    if LABEL_FIELD in arrays:
+        power = arrays.get(POWER_FIELD)
+        if power is None and table.find_column(*get_reader(POWER_FIELD).columns):
+            power = get_reader(POWER_FIELD).read(table)
+        if power is not None:
+            check_labels_agree_with_power(table, arrays[LABEL_FIELD], power)
     return ScenarioData(table.name, index, sequence, arrays)
 
 

@@ -6,21 +6,33 @@ Built-in fields:
     ``position``    ``[N, 2] float32``   vehicle east/north of the base station, metres (raw GPS).
     ``position_cal`` ``[N, 2] float32``  the same from calibrated GPS (``unit2_loc_cal``).
     ``blockage``    ``[N] int64``        1 if the line of sight is blocked (``unit1_blockage``, simulator).
+
+A float row of NaN means "missing at this step": an all-zero power vector (no signal), a power peak more
+than ``MAX_PEAK_RATIO`` off the scenario's median peak, GPS ``0 0`` (a receiver's no-fix placeholder).
+Readers warn once per scenario with the count; windows mask such steps as inputs and never use them as
+targets (``wmlm.data.windows``).
 """
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
-from wmlm.data.table import DataError, ScenarioTable
+from wmlm.data.table import DataError, ScenarioTable, decode_text, excerpt, read_regular_file
 from wmlm.hookspecs import hookimpl
 
+log = logging.getLogger(__name__)
 EARTH_RADIUS_M = 6_371_008.8
 NUM_BEAMS = 64
+BYTES_PER_NUMBER = 64  # a text number file larger than this per expected number is refused unread
+# A row's peak power this many times above or below the scenario's median peak is not a measurement
+# (dB written into a linear file, another unit): on the six real DeepSense scenarios every row's peak
+# lies within 0.116x..12.9x of its scenario's median, so 1000x (30 dB) leaves a 19 dB margin.
+MAX_PEAK_RATIO = 1000.0
 
 
 class FieldReader(ABC):
@@ -45,20 +57,50 @@ class FieldReader(ABC):
 
 
 def read_numbers(path: Path, expected: int, where: str) -> np.ndarray:
-    """Whitespace- or comma-separated numbers of a text file, exactly ``expected`` of them, all finite."""
+    """Whitespace- or comma-separated numbers of a text file, exactly ``expected`` of them, all finite.
+
+    The file must be a regular file of at most ``BYTES_PER_NUMBER * expected`` bytes (refused unread
+    otherwise); messages quote at most a short excerpt of its content.
+    """
+    limit = max(4096, BYTES_PER_NUMBER * expected)
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{where}: cannot read {path}: {exc}") from None
+        text = decode_text(read_regular_file(path, limit, f"text file of {expected} numbers"), path)
+    except DataError as exc:
+        raise DataError(f"{where}: {exc}") from None
+    tokens = text.replace(",", " ").split()
     try:
-        values = np.array([float(token) for token in text.replace(",", " ").split()], dtype=np.float64)
-    except ValueError as exc:
-        raise DataError(f"{where}: {path} holds text that is not a number ({exc})") from None
+        values = np.array([float(token) for token in tokens], dtype=np.float64)
+    except ValueError:
+        bad = next(t for t in tokens if not _is_number(t))
+        raise DataError(f"{where}: {path} holds text that is not a number: {excerpt(bad)}") from None
     if values.size != expected:
         raise DataError(f"{where}: {path} holds {values.size} numbers, expected {expected}")
     if not np.isfinite(values).all():
         raise DataError(f"{where}: {path} holds NaN or infinite values")
     return values
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def warn_missing(table: ScenarioTable, column: str, missing: np.ndarray, what: str) -> None:
+    """One warning per scenario and column: how many rows are treated as missing, and the first one."""
+    if missing.any():
+        first = int(np.flatnonzero(missing)[0])
+        log.warning(
+            "scenario %s: %d of %d rows of %r are %s; treated as missing (first: %s)",
+            table.name,
+            int(missing.sum()),
+            len(missing),
+            column,
+            what,
+            table.where(first, column),
+        )
 
 
 class BeamPowerReader(FieldReader):
@@ -80,6 +122,18 @@ class BeamPowerReader(FieldReader):
             if (values < 0).any():
                 raise DataError(f"{table.where(row, column)}: {path} holds negative linear power")
             power[row] = values[::-1]
+        peak = power.max(axis=1)
+        silent = peak <= 0
+        median = float(np.median(peak[~silent])) if (~silent).any() else 0.0
+        off = ~silent & ((peak > MAX_PEAK_RATIO * median) | (peak < median / MAX_PEAK_RATIO))
+        warn_missing(table, column, silent, "all zeros (no signal)")
+        warn_missing(
+            table,
+            column,
+            off,
+            f"more than {MAX_PEAK_RATIO:g}x off the median peak {median:.3g} (another unit?)",
+        )
+        power[silent | off] = np.nan
         return power
 
 
@@ -92,11 +146,22 @@ class BeamLabelReader(FieldReader):
 
     def read(self, table: ScenarioTable) -> np.ndarray:
         labels = table.integers(*self.columns)
+        present = [c for c in self.columns if c in table.header]
+        if len(present) > 1:  # two label columns: they must say the same, or one of them is wrong
+            other = table.integers(present[1])
+            differ = np.flatnonzero(labels != other)
+            if differ.size:
+                row = int(differ[0])
+                raise DataError(
+                    f"{table.csv_path}, row {row + 1} (line {table.lines[row]}): label columns {present[0]!r} "
+                    f"({labels[row]}) and {present[1]!r} ({other[row]}) disagree on {differ.size} of "
+                    f"{len(labels)} rows; keep one label column"
+                )
         bad = np.flatnonzero((labels < 1) | (labels > NUM_BEAMS))
         if bad.size:
             row = int(bad[0])
             raise DataError(
-                f"{table.where(row, table.find_column(*self.columns) or '?')}: beam label {labels[row]} "
+                f"{table.where(row, present[0] if present else '?')}: beam label {labels[row]} "
                 f"is outside 1..{NUM_BEAMS}"
             )
         return labels - 1
@@ -126,13 +191,18 @@ class PositionReader(FieldReader):
         vehicle = np.stack(
             [self._lat_lon(path, table, row, column) for row, path in enumerate(table.paths(column))]
         )
+        # (0, 0) is where receivers write "no fix": a point in the Gulf of Guinea, not a position
+        no_fix = (vehicle == 0).all(axis=1)
+        warn_missing(table, column, no_fix, "GPS (0, 0), a no-fix placeholder")
         bs_cache: dict[Path, np.ndarray] = {}
         origin = np.empty_like(vehicle)
         for row, path in enumerate(table.paths(bs_column)):
             if path not in bs_cache:
                 bs_cache[path] = self._lat_lon(path, table, row, bs_column)
             origin[row] = bs_cache[path]
-        return latlon_to_enu_m(vehicle, origin).astype(np.float32)
+        position = latlon_to_enu_m(vehicle, origin).astype(np.float32)
+        position[no_fix] = np.nan
+        return position
 
     @staticmethod
     def _lat_lon(path: Path, table: ScenarioTable, row: int, column: str) -> np.ndarray:

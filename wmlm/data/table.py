@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import csv
+import io
+import logging
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +14,95 @@ import numpy as np
 
 from wmlm.errors import DataError
 
-__all__ = ["DataError", "ScenarioTable"]
+__all__ = ["DataError", "ScenarioTable", "decode_text", "excerpt", "read_regular_file", "scenario_csv"]
+
+log = logging.getLogger(__name__)
+MAX_CSV_BYTES = 256 * 2**20  # the official scenario 9 CSV is ~3 MB; 256 MiB is no scenario CSV
+EXCERPT_CHARS = 40  # messages quote at most this much of a file's content
+
+
+def excerpt(content: str | bytes, limit: int = EXCERPT_CHARS) -> str:
+    """``repr`` of at most ``limit`` characters of ``content``, with ``...`` when cut (for messages)."""
+    cut = content[:limit]
+    return repr(cut) + ("..." if len(content) > limit else "")
+
+
+def read_regular_file(path: Path, max_bytes: int, kind: str = "file") -> bytes:
+    """The bytes of ``path``, which must be a regular file of at most ``max_bytes`` bytes.
+
+    The one function that opens data files (CSV and per-sample files): a FIFO or device would block or
+    never end, and a file far larger than its kind can be (``kind``, e.g. ``"power file"``) is refused
+    before it is read, so a bad file costs neither memory nor a huge message.
+    """
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then tells what was opened
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise DataError(f"cannot open {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise DataError(f"{path} is not a regular file (a FIFO, device or folder); expected a {kind}")
+        too_big = f"{path} is larger than {max_bytes} bytes, more than a {kind} can hold; refused"
+        if info.st_size > max_bytes:
+            raise DataError(too_big.replace("larger than", f"{info.st_size} bytes, larger than"))
+        try:
+            data = handle.read(max_bytes + 1)
+        except OSError as exc:
+            raise DataError(f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > max_bytes:  # grew while being read, or a file system that reports no size
+        raise DataError(too_big)
+    return data
+
+
+_BOMS = {
+    b"\xff\xfe\x00\x00": "UTF-32",
+    b"\x00\x00\xfe\xff": "UTF-32",
+    b"\xff\xfe": "UTF-16",
+    b"\xfe\xff": "UTF-16",
+}
+
+
+def decode_text(data: bytes, path: Path) -> str:
+    """``data`` decoded as UTF-8 (a leading byte-order mark is dropped); names the file, line and problem."""
+    for bom, encoding in _BOMS.items():
+        if data.startswith(bom):
+            raise DataError(f"{path}: the file is {encoding} text (byte-order mark); expected UTF-8")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise DataError(
+            f"{path}, line {line}: NUL bytes, near {excerpt(data[max(nul - 8, 0) :])}; expected UTF-8 text "
+            "(a UTF-16 file without byte-order mark, or a binary file?)"
+        )
+    try:
+        # utf-8-sig: spreadsheet programs often start a saved CSV with a byte-order mark
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(
+            f"{path}, line {line}: byte {data[exc.start]:#04x} near {excerpt(data[max(exc.start - 8, 0) :])} "
+            "is not UTF-8; expected UTF-8 text (re-save the file as UTF-8, e.g. from Latin-1)"
+        ) from None
+
+
+def is_hidden(path: Path) -> bool:
+    """Names starting with ``.`` (``.ipynb_checkpoints``, editor locks) are never data."""
+    return path.name.startswith(".")
+
+
+def scenario_csv(root: Path) -> Path:
+    """The CSV of scenario folder ``root``: ``<name>.csv``, else its only visible ``*.csv``; else an error."""
+    named = root / f"{root.name}.csv"
+    if named.exists():
+        return named
+    candidates = sorted(c for c in root.glob("*.csv") if not is_hidden(c))
+    if len(candidates) != 1:
+        raise DataError(
+            f"scenario folder {root}: expected {named.name} (or exactly one *.csv), "
+            f"found {[c.name for c in candidates]}"
+        )
+    return candidates[0]
 
 
 @dataclass(frozen=True)
@@ -35,22 +127,16 @@ class ScenarioTable:
 
     @classmethod
     def from_folder(cls, root: Path | str) -> ScenarioTable:
-        """Read ``root/<folder name>.csv`` (or the only ``*.csv`` in ``root``)."""
+        """Read ``root/<folder name>.csv`` (or the only ``*.csv`` in ``root``, said in one info line)."""
         root = Path(root)
         if not root.is_dir():
             raise DataError(f"scenario folder {root} does not exist or is not a folder")
-        csv_path = root / f"{root.name}.csv"
-        if not csv_path.is_file():
-            candidates = sorted(root.glob("*.csv"))
-            if len(candidates) != 1:
-                raise DataError(
-                    f"scenario folder {root}: expected {csv_path.name} (or exactly one *.csv), "
-                    f"found {[c.name for c in candidates]}"
-                )
-            csv_path = candidates[0]
-        # utf-8-sig: spreadsheet programs often start a saved CSV with a byte-order mark
-        with csv_path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
+        csv_path = scenario_csv(root)
+        if csv_path.name != f"{root.name}.csv":
+            log.info("scenario folder %s: reading %s (no %s.csv)", root, csv_path.name, root.name)
+        text = decode_text(read_regular_file(csv_path, MAX_CSV_BYTES, "scenario CSV"), csv_path)
+        reader = csv.reader(io.StringIO(text, newline=""))
+        try:
             try:
                 header = tuple(name.strip() for name in next(reader))
             except StopIteration:
@@ -67,6 +153,8 @@ class ScenarioTable:
                     )
                 rows.append(tuple(cell.strip() for cell in row))
                 lines.append(first_line)
+        except csv.Error as exc:  # e.g. a cell longer than csv.field_size_limit(), an unclosed quote
+            raise DataError(f"{csv_path}, line {reader.line_num}: not a readable CSV row ({exc})") from None
         if not rows:
             raise DataError(f"{csv_path}: no data rows")
         return cls(root.name, root, csv_path, header, tuple(rows), tuple(lines))
@@ -120,8 +208,10 @@ class ScenarioTable:
         root = self.root.resolve()
         if root not in path.parents:
             raise DataError(f"{where}: path {cell!r} points outside the scenario folder {self.root}; refused")
-        if not path.is_file():
+        if not path.exists():
             raise DataError(f"{where}: file {path} is missing")
+        if not path.is_file():  # a folder, FIFO or device: reading it would fail or block forever
+            raise DataError(f"{where}: {path} is not a regular file")
         return path
 
     def paths(self, *candidates: str) -> list[Path]:

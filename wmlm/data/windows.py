@@ -13,15 +13,28 @@ from wmlm.data.deepsense import ScenarioData
 from wmlm.errors import ConfigError
 
 
-def run_ids(sequence: np.ndarray) -> np.ndarray:
-    """``[N]`` id of each maximal run of consecutive rows sharing one ``seq_index``."""
+def run_ids(sequence: np.ndarray, index: np.ndarray | None = None) -> np.ndarray:
+    """``[N]`` id of each maximal run of consecutive rows sharing one ``seq_index``.
+
+    With ``index`` (the CSV's sample index), a run also ends where ``index`` steps by more than 1: rows
+    are missing there (e.g. 58 then 99 inside one vehicle pass), and a window across the hole would
+    pretend 41 samples are one step.
+    """
     change = np.ones(len(sequence), dtype=bool)
     change[1:] = sequence[1:] != sequence[:-1]
+    if index is not None and len(index) > 1:
+        change[1:] |= np.diff(np.asarray(index)) != 1
     return np.cumsum(change) - 1
 
 
-def window_starts(sequence: np.ndarray, past: int, future: int, stride: int = 1) -> np.ndarray:
-    """``[W]`` first rows of the windows of ``past + future`` rows, ``stride`` apart, inside one sequence run."""
+def window_starts(
+    sequence: np.ndarray, past: int, future: int, stride: int = 1, index: np.ndarray | None = None
+) -> np.ndarray:
+    """``[W]`` first rows of the windows of ``past + future`` rows, ``stride`` apart, inside one run.
+
+    Runs are those of ``run_ids(sequence, index)``: a window never crosses a sequence, nor a gap in
+    ``index`` when it is given.
+    """
     if past < 1 or future < 0 or stride < 1:
         raise ConfigError(
             f"windows need past >= 1, future >= 0, stride >= 1; got past={past}, future={future}, stride={stride}"
@@ -29,9 +42,26 @@ def window_starts(sequence: np.ndarray, past: int, future: int, stride: int = 1)
     span = (past + future - 1) * stride + 1
     if len(sequence) < span:
         return np.zeros(0, dtype=np.int64)
-    runs = run_ids(sequence)
+    runs = run_ids(sequence, index)
     starts = np.arange(len(sequence) - span + 1)
     return starts[runs[starts] == runs[starts + span - 1]].astype(np.int64)
+
+
+def present_rows(values: np.ndarray) -> np.ndarray:
+    """``[N] bool``: rows of a field ``[N, ...]`` that hold a value (NaN marks a missing step)."""
+    if not np.issubdtype(values.dtype, np.floating):
+        return np.ones(len(values), dtype=bool)
+    return np.isfinite(np.asarray(values).reshape(len(values), -1)).all(axis=1)
+
+
+def with_present_targets(
+    starts: np.ndarray, present: np.ndarray, past: int, future: int, stride: int
+) -> np.ndarray:
+    """The ``starts [W]`` whose ``future`` target rows are all ``present [N] bool``."""
+    if not len(starts) or future == 0:
+        return starts
+    rows = starts[:, None] + (past + np.arange(future))[None, :] * stride
+    return starts[present[rows].all(axis=1)]
 
 
 def split_sequences(
@@ -61,6 +91,8 @@ class WindowDataset(Dataset):
     A sample (``dataset[i]``) and a batch share one layout; batches add a leading ``B``:
     ``{key: [P, ...] inputs per batch key, "mask": {key: [P] bool}, "target": {key: [F, ...]},
     "index": CSV index of the last past row, "scenario_id": position in ``scenario_names``}``.
+    A missing step (a NaN row of a float field, see ``wmlm.data.readers``) is served as zeros with mask
+    False; ``starts`` should hold only windows whose targets are present (``with_present_targets``).
 
     Args:
         scenarios: the loaded scenarios (fields must include every input and target field).
@@ -94,7 +126,15 @@ class WindowDataset(Dataset):
             starts[:, 2].astype(np.int64) if starts.shape[1] > 2 else np.ones(len(starts), np.int64)
         )
         needed = set(self.inputs.values()) | set(self.targets.values())
-        self.fields = {f: torch.from_numpy(np.concatenate([s.fields[f] for s in scenarios])) for f in needed}
+        self.fields, self.present = {}, {}
+        for field in needed:
+            values = np.concatenate([s.fields[field] for s in scenarios])
+            present = present_rows(values)
+            if not present.all():  # missing steps are served as zeros with a False mask, never as NaN
+                values = values.copy()
+                values[~present] = 0
+            self.fields[field] = torch.from_numpy(values)
+            self.present[field] = torch.from_numpy(present)
         self.index = torch.from_numpy(np.concatenate([s.index for s in scenarios]))
 
     def __len__(self) -> int:
@@ -107,7 +147,7 @@ class WindowDataset(Dataset):
         past_rows = first + torch.arange(self.past) * stride
         future_rows = first + (self.past + torch.arange(self.future)) * stride
         batch: dict = {key: self.fields[field][past_rows] for key, field in self.inputs.items()}
-        batch["mask"] = {key: torch.ones(past_rows.shape, dtype=torch.bool) for key in self.inputs}
+        batch["mask"] = {key: self.present[field][past_rows] for key, field in self.inputs.items()}
         batch["target"] = {key: self.fields[field][future_rows] for key, field in self.targets.items()}
         batch["index"] = self.index[past_rows[:, -1]]
         batch["scenario_id"] = torch.from_numpy(self.scenario_of_window[chosen])

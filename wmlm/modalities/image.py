@@ -6,6 +6,7 @@ by an open_clip vision transformer built from scratch (no pretrained weights: no
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -16,12 +17,16 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor, nn
 
 from wmlm.data.readers import FieldReader
-from wmlm.data.table import DataError, ScenarioTable
+from wmlm.data.table import DataError, ScenarioTable, read_regular_file
 from wmlm.errors import ConfigError
 from wmlm.hookspecs import hookimpl
 from wmlm.modalities.base import Modality
 
 IMAGE_SIZE_HW = (64, 64)
+MAX_SOURCE_SCALE = (
+    64  # a source frame may be at most this many times the output size per side (area: squared)
+)
+MAX_IMAGE_BYTES = 64 * 2**20  # a 960x540 DeepSense JPEG is ~100 kB; 64 MiB is no camera frame
 
 
 @dataclass(frozen=True)
@@ -144,13 +149,34 @@ class ImageReader(FieldReader):
             frames[row] = self._frame(path, table.where(row, column))
         return frames
 
+    def max_source_pixels(self) -> int:
+        """Largest frame (pixels) read: ``MAX_SOURCE_SCALE**2`` times the output size, at least 4096x4096.
+
+        A PNG can declare 20000x20000 pixels in a few hundred bytes and take gigabytes to decode; the
+        declared size is checked against this before any pixel is decoded.
+        """
+        height, width = self.size_hw
+        return max(4096 * 4096, MAX_SOURCE_SCALE**2 * height * width)
+
     def _frame(self, path: Path, where: str) -> np.ndarray:
         height, width = self.size_hw
         try:
-            with Image.open(path) as image:
+            data = read_regular_file(path, MAX_IMAGE_BYTES, "camera frame")
+        except DataError as exc:
+            raise DataError(f"{where}: {exc}") from None
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                declared_w, declared_h = image.size  # from the header only: nothing decoded yet
+                if declared_w * declared_h > self.max_source_pixels():
+                    raise DataError(
+                        f"{where}: image {path} declares {declared_w}x{declared_h} pixels, more than the "
+                        f"{self.max_source_pixels()} read for {width}x{height} frames; refused before decoding"
+                    )
                 image.draft("RGB", (2 * width, 2 * height))  # JPEG: decode at reduced size, much faster
                 rgb = image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR)
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
+            if isinstance(exc, DataError):
+                raise
             raise DataError(f"{where}: cannot read image {path}: {exc}") from None
         return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)
 
