@@ -12,6 +12,7 @@ from torch import nn
 
 import wmlm
 from wmlm import hookspecs, registry
+from wmlm.cli import main  # imported before a test fakes the entry points that fsspec reads at import
 from wmlm.data.readers import FieldReader
 from wmlm.heads.beam import BeamHead
 from wmlm.modalities.base import Modality
@@ -365,7 +366,7 @@ def test_entry_points_good_and_broken(fake_entry_points):
         assert _record(name).status == "ok"
 
 
-@pytest.mark.parametrize("allow", ["good", "wmlm-good", " good , other "])
+@pytest.mark.parametrize("allow", ["good", "wmlm-good", " good , "])
 def test_env_allows_only_named_entry_points(fake_entry_points, monkeypatch, allow):
     monkeypatch.setenv(registry.ENV_LOAD_PLUGINS, allow)
     registry.reset()
@@ -377,6 +378,28 @@ def test_env_allows_only_named_entry_points(fake_entry_points, monkeypatch, allo
     assert reg.modalities["toy"] is ToyModality
     assert "broken" not in {r.name for r in reg.records}
     assert _record("good").status == "ok"
+
+
+def test_env_naming_no_installed_plugin_warns_with_what_is_installed(fake_entry_points, monkeypatch):
+    monkeypatch.setenv(registry.ENV_LOAD_PLUGINS, "lidar;csi")  # semicolons: one name that matches nothing
+    registry.reset()
+    with pytest.warns(UserWarning, match=r"names lidar;csi, which no installed .*installed: good \(wmlm-good\)"):
+        registry.load_plugins()
+    assert fake_entry_points["good"].calls == 0
+
+
+def test_plugin_calling_sys_exit_at_import_is_a_failed_plugin(
+    fake_entry_points, capsys: pytest.CaptureFixture
+) -> None:
+    def leave():  # noqa: ANN202
+        raise SystemExit(0)
+
+    fake_entry_points["quitter"] = FakeEntryPoint("quitter", FakeDist("wmlm-quitter", "0.1"), leave)
+    with pytest.warns(UserWarning, match="quitter"):
+        assert main(["plugins", "--json"]) == 0
+    records = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert records["quitter"]["status"] == "failed" and "SystemExit" in records["quitter"]["error"]
+    assert registry.get_modality("toy") is ToyModality  # the others still load
 
 
 def test_env_empty_loads_builtins_only(fake_entry_points, monkeypatch):

@@ -111,18 +111,29 @@ def _allowed_entry_points() -> set[str] | None:
 
 def _register_entry_points(pm: pluggy.PluginManager) -> None:
     allowed = _allowed_entry_points()
+    installed: list[str] = []
+    matched: set[str] = set()
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist_name = ep.dist.name if ep.dist is not None else "?"
         version = ep.dist.version if ep.dist is not None else "?"
+        installed.append(f"{ep.name} ({dist_name})")
         if allowed is not None and ep.name not in allowed and dist_name not in allowed:
             continue
+        matched.update(allowed & {ep.name, dist_name} if allowed is not None else ())
         try:
             plugin: ModuleType = ep.load()
             pm.register(plugin, name=ep.name)
             _meta[ep.name] = (dist_name, version, "", "")
-        except Exception as exc:  # a broken plugin must never break wmlm itself
+        except (Exception, SystemExit) as exc:  # a broken plugin (even one calling sys.exit) never stops wmlm
             _meta[ep.name] = (dist_name, version, "failed", f"{type(exc).__name__}: {exc}")
-            warnings.warn(f"wmlm plugin {ep.name!r} ({dist_name}) failed to load: {exc}", stacklevel=2)
+            warnings.warn(f"wmlm plugin {ep.name!r} ({dist_name}) failed to load: {exc!r}", stacklevel=2)
+    unmatched = sorted(allowed - matched) if allowed else []
+    if unmatched:
+        warnings.warn(
+            f"{ENV_LOAD_PLUGINS} names {', '.join(unmatched)}, which no installed wmlm plugin is called "
+            f"(names are separated by commas); installed: {', '.join(installed) or 'none'}",
+            stacklevel=2,
+        )
 
 
 # plugin name -> (distribution, version, status override, error)
@@ -161,7 +172,7 @@ def _collect(pm: pluggy.PluginManager) -> Registry:
             register = _make_register(registry, kind, record)
             try:
                 impl.function(register=register)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 record.status = "failed"
                 record.error = f"{hook_name}: {type(exc).__name__}: {exc}"
                 warnings.warn(f"wmlm plugin {record.name!r} failed in {hook_name}: {exc}", stacklevel=2)
