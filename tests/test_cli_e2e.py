@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from wmlm.cli import main, run
+from wmlm.errors import OutputError
 
 CONF = Path(__file__).parent / "conf"
 EXAMPLES = Path(__file__).parents[1] / "examples"
@@ -141,8 +142,10 @@ def test_test_and_predict_reproduce_and_write_challenge_csv(data_root: Path, tmp
     for row in rows:
         beams = [int(row[f"top-{k} beam"]) for k in (1, 2, 3)]
         assert all(1 <= b <= 64 for b in beams) and len(set(beams)) == 3
-    with pytest.raises(FileExistsError, match="exists"):
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    with pytest.raises(OutputError, match="already holds output of wmlm predict"):  # before the pass
         run(["predict", *common, "--predictions_dir", str(out)])
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
 
 
 def test_print_config_output_runs_as_is(

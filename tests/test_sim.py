@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from wmlm.cli import main
 from wmlm.data.deepsense import load_scenario
 from wmlm.data.readers import latlon_to_enu_m
 from wmlm.data.sim import PRESETS, ScenarioPreset, simulate_scenario, write_scenario_folder
@@ -17,8 +18,8 @@ from wmlm.data.sim.channel import (
     measure_beams,
     nearest_beam,
 )
-from wmlm.data.sim.cli import synth_command
 from wmlm.data.sim.geometry import Scenery, local_to_enu
+from wmlm.errors import OutputError
 
 NO_SCENERY = Scenery(np.zeros((0, 3)), np.zeros(0), np.zeros(0))
 NO_BOXES = np.zeros((1, 0, 5))
@@ -191,7 +192,14 @@ def test_writer_refuses_a_non_empty_folder_unless_overwrite(tmp_path: Path) -> N
     folder = tmp_path / "night"
     folder.mkdir()
     (folder / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match=str(folder)):
+    # a folder the writer did not write is never replaced (tests/test_trust_outputs.py has the CLI's side)
+    for overwrite in (False, True):
+        with pytest.raises(OutputError, match=str(folder)):
+            write_scenario_folder(sim, folder, overwrite=overwrite)
+    (folder / "notes.txt").unlink()
+    write_scenario_folder(sim, folder)
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="pass --overwrite"):
         write_scenario_folder(sim, folder)
     write_scenario_folder(sim, folder, overwrite=True)
     assert (folder / "notes.txt").read_text() == "mine"  # overwrite clears only what the writer makes
@@ -202,17 +210,28 @@ def test_synth_command_writes_presets_and_rejects_unknown(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     out = tmp_path / "synth"
-    args = ["--out", str(out), "--scenarios", "suburban,night", "--sequences", "2", "--seed", "1"]
-    assert synth_command(args) == 0
+    args = [
+        "data",
+        "synth",
+        "--out",
+        str(out),
+        "--scenarios",
+        "suburban,night",
+        "--sequences",
+        "2",
+        "--seed",
+        "1",
+    ]
+    assert main(args) == 0
     assert sorted(p.name for p in out.iterdir()) == ["night", "suburban"]
     printed = capsys.readouterr().out
     assert "suburban:" in printed and "2 sequences" in printed and "blocked" in printed
     for name in ("suburban", "night"):
         assert len(load_scenario(out / name, ["beam_power"]).fields["beam_power"]) > 0
-    assert synth_command(args) == 1  # exists; needs --overwrite
+    assert main(args) == 1  # exists; needs --overwrite
     assert "--overwrite" in capsys.readouterr().err
-    assert synth_command([*args, "--overwrite"]) == 0
-    assert synth_command(["--out", str(out), "--scenarios", "suburban,atlantis"]) == 2
+    assert main([*args, "--overwrite"]) == 0
+    assert main(["data", "synth", "--out", str(out), "--scenarios", "suburban,atlantis"]) == 2
     err = capsys.readouterr().err
     assert "atlantis" in err and all(name in err for name in PRESETS)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from wmlm.cli import main
 from wmlm.data.deepsense import load_scenario
 from wmlm.data.sim import PRESETS, SENSORS, simulate_scenario, write_scenario_folder
 from wmlm.data.sim.camera import CameraRenderer
@@ -90,7 +91,7 @@ def test_synth_command_sensors_option(tmp_path: Path, capsys: pytest.CaptureFixt
     assert (tmp_path / "cam" / "night" / "night.csv").read_text().splitlines()[0] == HEADER + ",unit1_rgb"
     assert synth_command(["--out", str(tmp_path / "none"), *base, "--sensors", "none"]) == 0
     assert (tmp_path / "none" / "night" / "night.csv").read_text().splitlines()[0] == HEADER
-    assert synth_command(["--out", str(tmp_path / "bad"), *base, "--sensors", "camera,radar"]) == 2
+    assert main(["data", "synth", "--out", str(tmp_path / "bad"), *base, "--sensors", "camera,radar"]) == 2
     err = capsys.readouterr().err
     assert "radar" in err and all(name in err for name in SENSORS)
 

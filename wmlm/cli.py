@@ -16,6 +16,7 @@ from rich.console import Console
 from wmlm.cli_boundary import debug_requested, error_boundary
 from wmlm.deploy.export import export_command
 from wmlm.model.checkpoint_io import AtomicCheckpointIO
+from wmlm.model.logger import use_run_logger
 from wmlm.model.prediction_writer import PredictionWriter
 from wmlm.model_info import model_info_command
 from wmlm.plugins_cmd import plugins_command
@@ -79,6 +80,8 @@ class WMLMCLI(LightningCLI):
         # atomic checkpoint files unless the user chose their own CheckpointIO
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        # run folders claimed atomically (two runs at once never share version_N) unless a logger was chosen
+        use_run_logger(trainer, {**self._get(self.config_init, "trainer", default={}), **kwargs}.get("logger"))
         return trainer
 
     def before_fit(self) -> None:
@@ -87,7 +90,9 @@ class WMLMCLI(LightningCLI):
             config["ckpt_path"] = newest_last_checkpoint(Path(self.trainer.default_root_dir))
 
     def before_predict(self) -> None:
-        self.trainer.callbacks.append(PredictionWriter(self.config[self.subcommand].get("predictions_dir")))
+        writer = PredictionWriter(self.config[self.subcommand].get("predictions_dir"))
+        writer.prepare(self.trainer)  # an unusable or non-empty folder is refused before the prediction pass
+        self.trainer.callbacks.append(writer)
 
     def after_fit(self) -> None:
         if not self.config.get(self.subcommand, {}).get("test_after_fit", True):

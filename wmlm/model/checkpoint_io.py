@@ -8,8 +8,6 @@ the file is written next to its destination, flushed to disk, then renamed over 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,9 @@ from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-PARTIAL_SUFFIX = ".partial"
+from wmlm.outputs import PARTIAL_SUFFIX, atomic_write
+
+__all__ = ["PARTIAL_SUFFIX", "AtomicCheckpointIO"]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -38,15 +38,5 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle, partial = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=PARTIAL_SUFFIX, dir=target.parent
-        )
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                torch.save(checkpoint, stream)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(partial, target)
-        except BaseException:
-            Path(partial).unlink(missing_ok=True)
-            raise
+        with atomic_write(target) as stream:
+            torch.save(checkpoint, stream)

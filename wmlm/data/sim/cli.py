@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +11,23 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from wmlm.data.sim.scenario import PRESETS, simulate_scenario
-from wmlm.data.sim.writer import SENSORS, write_scenario_folder
+from wmlm.data.sim.writer import SENSORS, check_output_folder, check_sensors, write_scenario_folder
+from wmlm.errors import ConfigError
+
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer ``>= minimum`` (argparse names the option in its message)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,9 +42,18 @@ def _parser() -> argparse.ArgumentParser:
         default=",".join(PRESETS),
         help=f"comma-separated preset names (default: all of {', '.join(PRESETS)})",
     )
-    parser.add_argument("--sequences", type=int, default=40, help="vehicle passes per scenario (default 40)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files")
-    parser.add_argument("--overwrite", action="store_true", help="replace scenario folders that exist")
+    parser.add_argument(
+        "--sequences", type=_at_least(1), default=40, help="vehicle passes per scenario (default 40)"
+    )
+    parser.add_argument(
+        "--seed", type=_at_least(0), default=0, help="random seed; the same seed gives the same files"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace scenario folders that an earlier `wmlm data synth` wrote (only those: any other "
+        "folder is refused)",
+    )
     parser.add_argument(
         "--sensors",
         default=",".join(SENSORS),
@@ -39,40 +64,26 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def synth_command(argv: list[str]) -> int:
-    """Run ``wmlm data synth`` with ``argv``; returns the exit code (1: folder exists, 2: bad arguments)."""
+    """Run ``wmlm data synth`` with ``argv``; returns 0.
+
+    Raises ``ConfigError`` (exit 2) for an unknown preset or sensor and ``OutputError`` (exit 1) for an
+    output folder it may not write, all before anything is simulated or written.
+    """
     args = _parser().parse_args(argv)
     names = [name.strip() for name in args.scenarios.split(",") if name.strip()]
     unknown = [name for name in names if name not in PRESETS]
     if unknown or not names:
-        print(
-            f"wmlm data synth: unknown scenario preset(s) {', '.join(unknown) or '(none given)'}; "
-            f"available: {', '.join(PRESETS)}",
-            file=sys.stderr,
+        raise ConfigError(
+            f"--scenarios: unknown scenario preset(s) {', '.join(unknown) or '(none given)'}; "
+            f"available: {', '.join(PRESETS)}"
         )
-        return 2
-    sensors = [s.strip() for s in args.sensors.split(",") if s.strip() and s.strip() != "none"]
-    bad = [s for s in sensors if s not in SENSORS]
-    if bad:
-        print(
-            f"wmlm data synth: unknown sensor(s) {', '.join(bad)}; available: {', '.join(SENSORS)} (or none)",
-            file=sys.stderr,
-        )
-        return 2
-    if args.seed < 0:
-        print(f"wmlm data synth: --seed must be non-negative, got {args.seed}", file=sys.stderr)
-        return 2
-    if args.sequences < 1:
-        print(f"wmlm data synth: --sequences must be at least 1, got {args.sequences}", file=sys.stderr)
-        return 2
+    try:
+        sensors = check_sensors(s.strip() for s in args.sensors.split(",") if s.strip() not in ("", "none"))
+    except ValueError as error:
+        raise ConfigError(f"--sensors: {error} (or none)") from None
     folders = {name: args.out / name for name in names}
-    taken = [str(f) for f in folders.values() if f.exists() and (not f.is_dir() or any(f.iterdir()))]
-    if taken and not args.overwrite:
-        print(
-            f"wmlm data synth: output folder(s) not empty: {', '.join(taken)}; pass --overwrite to replace "
-            "what the simulator wrote there",
-            file=sys.stderr,
-        )
-        return 1
+    for folder in folders.values():  # every folder, before the first is simulated
+        check_output_folder(folder, args.overwrite)
 
     summaries = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

@@ -9,6 +9,7 @@ Layout (paths in the CSV are relative to the folder, as in the official files)::
     <folder>/unit1/GPS_data/gps_location.txt        BS latitude and longitude, one per line
     <folder>/unit2/GPS_data/gps_location_K.txt      the vehicle's GPS fix of row K
     <folder>/simulation.json                        the preset, seed, counts and sensor settings
+    <folder>/.wmlm-output.json                      marker: written by ``wmlm data synth`` (``wmlm.outputs``)
 
 Opt-in sensors (``sensors=("camera", "lidar", "csi")``) add one file per row and one CSV column each,
 after ``seq_index`` in this order (the base header stays a prefix)::
@@ -32,12 +33,14 @@ from wmlm.data.sim.camera import CameraConfig, CameraRenderer, save_png
 from wmlm.data.sim.csi import CsiConfig, simulate_csi
 from wmlm.data.sim.lidar import LidarConfig, LidarScanner
 from wmlm.data.sim.scenario import SimulatedScenario
+from wmlm.outputs import atomic_write_text, prepare_output_dir, write_marker
 
 HEADER = "index,unit1_pwr_60ghz,unit1_loc,unit2_loc,unit1_beam,unit1_blockage,seq_index"
 POWER_DIR = Path("unit1") / "mmWave_data"
 BS_GPS_FILE = Path("unit1") / "GPS_data" / "gps_location.txt"
 VEHICLE_GPS_DIR = Path("unit2") / "GPS_data"
 INFO_FILE = "simulation.json"
+VERB = "data synth"  # the verb named in the folder's marker
 # what the writer makes, per folder (relative path patterns); overwrite removes exactly these
 _POWER_FILE = re.compile(r"mmWave_power_\d+\.txt")
 _VEHICLE_GPS_FILE = re.compile(r"gps_location_\d+\.txt")
@@ -84,6 +87,24 @@ def _clear(folder: Path) -> None:
             path.rmdir()
 
 
+def _legacy_marker(folder: Path) -> bool:
+    """Whether ``folder`` was written by this writer before marker files existed (its ``simulation.json``)."""
+    try:
+        info = json.loads((folder / INFO_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and info.get("simulator") == "wmlm.data.sim"
+
+
+def check_output_folder(folder: Path | str, overwrite: bool) -> bool:
+    """``wmlm.outputs.prepare_output_dir`` for a scenario folder: True when it replaces an earlier one.
+
+    Replaced may be only a folder this writer wrote (marker, or an older ``simulation.json``); anything else
+    that is not empty, a real DeepSense scenario above all, raises ``OutputError`` naming the folder.
+    """
+    return prepare_output_dir(folder, VERB, overwrite, legacy=_legacy_marker)
+
+
 def check_sensors(sensors: Iterable[str]) -> tuple[str, ...]:
     """The requested sensors in column order (``SENSORS``); an unknown name fails listing the known ones."""
     requested = list(sensors)
@@ -102,19 +123,19 @@ def write_scenario_folder(
 ) -> Path:
     """Write ``sim`` into ``folder`` (DeepSense layout); returns the folder.
 
-    Raises ``FileExistsError`` if ``folder`` is not empty, unless ``overwrite``: then the files a previous
-    write left there (sensor files included) are removed first and anything else is kept. The same ``sim``
-    gives the same bytes. ``sensors`` (any of ``SENSORS``) adds camera frames, LiDAR scans and CSI with
+    Raises ``OutputError`` if ``folder`` is not empty, unless ``overwrite`` and the folder is one this writer
+    wrote (``check_output_folder``): then the files a previous write left there (sensor files included) are
+    removed first and anything else is kept. The marker is written first, so a folder whose writing was
+    interrupted can be overwritten too; the CSV and ``simulation.json`` are written last, atomically. The
+    same ``sim`` gives the same files. ``sensors`` (any of ``SENSORS``) adds camera frames, LiDAR scans and CSI with
     their default settings (see the module docstring); ``on_sample(row)`` is called after each row.
     """
     sensors = check_sensors(sensors)
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise FileExistsError(f"{folder} exists and is not a folder")
-    if folder.exists() and any(folder.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{folder} is not empty; pass overwrite=True (--overwrite) to replace it")
+    if check_output_folder(folder, overwrite):
         _clear(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_marker(folder, VERB, preset=sim.preset.name, seed=int(sim.seed))
     for directory in (POWER_DIR, BS_GPS_FILE.parent, VEHICLE_GPS_DIR, *(SENSOR_DIRS[s] for s in sensors)):
         (folder / directory).mkdir(parents=True, exist_ok=True)
     camera = CameraRenderer(sim) if "camera" in sensors else None
@@ -146,8 +167,9 @@ def write_scenario_folder(
         )
         if on_sample is not None:
             on_sample(row)
-    (folder / f"{folder.name}.csv").write_text("\n".join(lines) + "\n")
-    (folder / INFO_FILE).write_text(json.dumps(_provenance(sim, sensors), indent=2) + "\n")
+    # the CSV makes the folder a scenario for the reader: it appears whole, after every file it names
+    atomic_write_text(folder / f"{folder.name}.csv", "\n".join(lines) + "\n")
+    atomic_write_text(folder / INFO_FILE, json.dumps(_provenance(sim, sensors), indent=2) + "\n")
     return folder
 
 
