@@ -201,3 +201,22 @@ def test_projector_only_with_an_alignment_stage_and_two_modalities() -> None:
     assert not callback._wants_projector(at, RepeatLastBeam())  # type: ignore[arg-type]
     callback._projector_logged = True
     assert not callback._wants_projector(at, tiny_model())  # type: ignore[arg-type]
+
+
+def test_scores_returned_by_the_step_spare_a_forward_pass() -> None:
+    batch = {
+        "target": {"beam": torch.tensor([[1, 2]])},
+        "scenario_id": torch.tensor([0]),
+        "index": torch.tensor([7]),
+    }
+    scores = torch.zeros(1, 2, 64)
+    scores[0, :, 5] = 1.0
+
+    class NoForward(RepeatLastBeam):
+        def forward(self, batch: dict) -> torch.Tensor:
+            raise AssertionError("the step's outputs should have been used")
+
+    callback = BeamFigures()
+    callback._start(True, False)
+    callback._collect(NoForward(future=2), batch, {"beam": scores}, 0)
+    assert callback._rows[0]["topk"][0, :, 0].tolist() == [5, 5]

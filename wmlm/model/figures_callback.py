@@ -193,7 +193,7 @@ class BeamFigures(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        self._collect(pl_module, batch, dataloader_idx)
+        self._collect(pl_module, batch, outputs, dataloader_idx)
 
     def on_test_batch_end(
         self,
@@ -204,7 +204,7 @@ class BeamFigures(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        self._collect(pl_module, batch, dataloader_idx)
+        self._collect(pl_module, batch, outputs, dataloader_idx)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         writer = tensorboard_writer(trainer)
@@ -228,13 +228,15 @@ class BeamFigures(Callback):
         self._start(False, False)
 
     # ------------------------------------------------------------------------------------------ work
-    def _collect(self, model: pl.LightningModule, batch: Any, dataloader_idx: int) -> None:
+    def _collect(self, model: pl.LightningModule, batch: Any, outputs: Any, dataloader_idx: int) -> None:
         if dataloader_idx != 0 or not (self._beams_on or self._embed_on):
             return
         with torch.no_grad():
             taken = sum(len(r["true"]) for r in self._rows)
             if self._beams_on and taken < self.max_windows:
-                scores = beam_scores(model, batch)
+                scores = _step_scores(outputs, beam_head_name(model))
+                if scores is None:
+                    scores = beam_scores(model, batch)
                 if scores is None:
                     self._beams_on = False
                 else:
@@ -267,6 +269,15 @@ class BeamFigures(Callback):
                 tag="align/embeddings",
                 global_step=step,
             )
+
+
+def _step_scores(outputs: Any, head: str | None) -> Tensor | None:
+    """The beam scores ``[B, F, C]`` in what a validation/test step returned (``{head: scores}``), else None.
+
+    A step that returns its heads' outputs spares the callback a second forward pass.
+    """
+    scores = outputs.get(head) if isinstance(outputs, dict) and head is not None else None
+    return scores.detach() if isinstance(scores, Tensor) and scores.dim() == 3 else None
 
 
 def _last_step_embeddings(model: nn.Module, batch: dict[str, Any], take: int) -> dict[str, Any]:
