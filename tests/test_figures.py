@@ -14,6 +14,7 @@ from wmlm import WMLM
 from wmlm.data.datamodule import DeepSenseDataModule
 from wmlm.model.baselines import RepeatLastBeam
 from wmlm.model.figures import (
+    FIGURE_NAMES,
     beam_figures,
     beam_offsets,
     figure_to_image,
@@ -54,7 +55,7 @@ def test_topk_accuracy_and_offsets() -> None:
 def test_figures_render_to_images() -> None:
     true, pred, passes = sample()
     figures = beam_figures(true, pred, passes, max_passes=2, dpi=50)
-    assert set(figures) == {"tracks", "topk", "offsets"}
+    assert tuple(figures) == FIGURE_NAMES
     for fig in figures.values():
         image = figure_to_image(fig)
         assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3

@@ -7,8 +7,9 @@ Shared inputs (all numpy, one row per window of ``past`` input and ``future`` ta
 - ``pass_ids [N] int``: the vehicle pass of each window (``pass_ids_from_index``), windows of a pass in
   time order.
 
-Figures show beams 1-based (1..64), as in the DeepSense files. matplotlib is imported inside the functions
-with the non-interactive ``Agg`` backend, so ``import wmlm`` stays fast and no display is needed.
+Figures show beams 1-based (1..64), as in the DeepSense files. matplotlib is imported inside the functions and
+draws on its non-interactive Agg canvas without pyplot (the global backend, e.g. a notebook's, is left
+alone), so no display is needed.
 """
 
 from __future__ import annotations
@@ -19,19 +20,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from wmlm.heads.beam import NUM_BEAMS  # the codebook size's home until wmlm.beams exists
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-NUM_BEAMS = 64
 TOP_KS = (1, 3, 5)
 FIGURE_NAMES = ("tracks", "topk", "offsets")
 
 
 def _figure(width_in: float, height_in: float, dpi: int) -> Figure:
-    """A new figure on the Agg canvas, outside pyplot (no global state, nothing to close)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """A new figure on its own Agg canvas: no pyplot, no global backend switch, nothing to close."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
