@@ -63,10 +63,8 @@ def read_numbers(path: Path, expected: int, where: str) -> np.ndarray:
     otherwise); messages quote at most a short excerpt of its content.
     """
     limit = max(4096, BYTES_PER_NUMBER * expected)
-    try:
-        text = decode_text(read_regular_file(path, limit, f"text file of {expected} numbers"), path)
-    except DataError as exc:
-        raise DataError(f"{where}: {exc}") from None
+    data = read_regular_file(path, limit, f"text file of {expected} numbers", where)
+    text = decode_text(data, path, where)
     tokens = text.replace(",", " ").split()
     try:
         values = np.array([float(token) for token in tokens], dtype=np.float64)

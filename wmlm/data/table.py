@@ -27,29 +27,31 @@ def excerpt(content: str | bytes, limit: int = EXCERPT_CHARS) -> str:
     return repr(cut) + ("..." if len(content) > limit else "")
 
 
-def read_regular_file(path: Path, max_bytes: int, kind: str = "file") -> bytes:
+def read_regular_file(path: Path, max_bytes: int, kind: str = "file", where: str = "") -> bytes:
     """The bytes of ``path``, which must be a regular file of at most ``max_bytes`` bytes.
 
     The one function that opens data files (CSV and per-sample files): a FIFO or device would block or
     never end, and a file far larger than its kind can be (``kind``, e.g. ``"power file"``) is refused
-    before it is read, so a bad file costs neither memory nor a huge message.
+    before it is read, so a bad file costs neither memory nor a huge message. ``where`` (e.g. the CSV row
+    that names the file) starts every message.
     """
+    at = f"{where}: " if where else ""
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then tells what was opened
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
-        raise DataError(f"cannot open {path}: {exc.strerror}") from None
+        raise DataError(f"{at}cannot open {path}: {exc.strerror}") from None
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise DataError(f"{path} is not a regular file (a FIFO, device or folder); expected a {kind}")
-        too_big = f"{path} is larger than {max_bytes} bytes, more than a {kind} can hold; refused"
+            raise DataError(f"{at}{path} is not a regular file (a FIFO, device or folder); expected a {kind}")
+        too_big = f"{at}{path} is larger than {max_bytes} bytes, more than a {kind} can hold; refused"
         if info.st_size > max_bytes:
             raise DataError(too_big.replace("larger than", f"{info.st_size} bytes, larger than"))
         try:
             data = handle.read(max_bytes + 1)
         except OSError as exc:
-            raise DataError(f"cannot read {path}: {exc.strerror}") from None
+            raise DataError(f"{at}cannot read {path}: {exc.strerror}") from None
     if len(data) > max_bytes:  # grew while being read, or a file system that reports no size
         raise DataError(too_big)
     return data
@@ -63,16 +65,17 @@ _BOMS = {
 }
 
 
-def decode_text(data: bytes, path: Path) -> str:
+def decode_text(data: bytes, path: Path, where: str = "") -> str:
     """``data`` decoded as UTF-8 (a leading byte-order mark is dropped); names the file, line and problem."""
+    at = f"{where}: " if where else ""
     for bom, encoding in _BOMS.items():
         if data.startswith(bom):
-            raise DataError(f"{path}: the file is {encoding} text (byte-order mark); expected UTF-8")
+            raise DataError(f"{at}{path}: the file is {encoding} text (byte-order mark); expected UTF-8")
     nul = data.find(b"\x00")
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1
         raise DataError(
-            f"{path}, line {line}: NUL bytes, near {excerpt(data[max(nul - 8, 0) :])}; expected UTF-8 text "
+            f"{at}{path}, line {line}: NUL bytes, near {excerpt(data[max(nul - 8, 0) :])}; expected UTF-8 text "
             "(a UTF-16 file without byte-order mark, or a binary file?)"
         )
     try:
@@ -81,7 +84,7 @@ def decode_text(data: bytes, path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise DataError(
-            f"{path}, line {line}: byte {data[exc.start]:#04x} near {excerpt(data[max(exc.start - 8, 0) :])} "
+            f"{at}{path}, line {line}: byte {data[exc.start]:#04x} near {excerpt(data[max(exc.start - 8, 0) :])} "
             "is not UTF-8; expected UTF-8 text (re-save the file as UTF-8, e.g. from Latin-1)"
         ) from None
 

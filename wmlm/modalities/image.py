@@ -160,10 +160,7 @@ class ImageReader(FieldReader):
 
     def _frame(self, path: Path, where: str) -> np.ndarray:
         height, width = self.size_hw
-        try:
-            data = read_regular_file(path, MAX_IMAGE_BYTES, "camera frame")
-        except DataError as exc:
-            raise DataError(f"{where}: {exc}") from None
+        data = read_regular_file(path, MAX_IMAGE_BYTES, "camera frame", where)
         try:
             with Image.open(io.BytesIO(data)) as image:
                 declared_w, declared_h = image.size  # from the header only: nothing decoded yet
