@@ -220,8 +220,8 @@ def test_cli_export_with_a_modality_left_out(trained: dict[str, Any], tmp_path: 
     expected_beam = torch_outputs(trained["model"], masked)["beam"]
     np.testing.assert_allclose(got["beam"], expected_beam, atol=ATOL, rtol=RTOL)
 
-    assert main([*args, "--modalities", "beam"]) == 2  # refuses to overwrite
-    assert "already holds an export; pass --overwrite" in capsys.readouterr().err
+    assert main([*args, "--modalities", "beam"]) == 1  # refuses to overwrite (OutputError)
+    assert "already holds output of wmlm export; pass --overwrite" in capsys.readouterr().err
     assert main([*args, "--modalities", "gps", "--overwrite"]) == 2  # the relative beam head reads beam
     assert "include that modality in --modalities" in capsys.readouterr().err
     assert main([*args, "--modalities", "radar", "--overwrite"]) == 2

@@ -193,3 +193,139 @@ def test_a_stale_listing_still_claims_a_fresh_version(
     monkeypatch.setattr(TensorBoardLogger, "_get_next_version", lambda self: 0)
     first, second = RunLogger(save_dir=tmp_path), RunLogger(save_dir=tmp_path)
     assert (first.version, second.version) == (0, 1)
+
+
+# a trained model: wmlm export and wmlm predict ----------------------------------------------------------
+
+CONF = Path(__file__).parent / "conf" / "beam_gps.yaml"
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``{"data", "runs", "checkpoint"}`` of one tiny ``wmlm fit`` (``tests/conf/beam_gps.yaml``)."""
+    from wmlm.cli import run
+    from wmlm.model.logger import RunLogger
+
+    root = tmp_path_factory.mktemp("fitted")
+    for seed, name in enumerate(("scenario1", "scenario2", "scenario3")):
+        write_scenario(root / "data" / name, seed=seed)
+    with pytest.MonkeyPatch.context() as patch:  # the autouse cache fixture is per test, this is not
+        patch.setenv("WMLM_CACHE_DIR", str(root / "cache"))
+        argv = ["fit", "--config", str(CONF), "--data.init_args.root", str(root / "data")]
+        cli = run([*argv, "--trainer.default_root_dir", str(root / "runs"), "--test_after_fit", "false"])
+    # the CLI's default logger claims its run folder; it is where Lightning's would have been
+    assert isinstance(cli.trainer.logger, RunLogger)
+    assert Path(cli.trainer.log_dir) == root / "runs" / "lightning_logs" / "version_0"
+    checkpoint = root / "runs" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    assert checkpoint.is_file()
+    return {"data": root / "data", "runs": root / "runs", "checkpoint": checkpoint}
+
+
+def export(fitted: dict[str, Path], out: Path, *extra: str) -> int:
+    argv = ["export", "--ckpt", str(fitted["checkpoint"]), "--format", "safetensors", "--out", str(out)]
+    return main([*argv, *extra])
+
+
+def test_export_safetensors_holds_the_checkpoints_tensors_and_config(
+    fitted: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import torch
+    import yaml
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    out = tmp_path / "shared"
+    assert export(fitted, out) == 0
+    assert "model.safetensors" in capsys.readouterr().out
+    checkpoint = torch.load(fitted["checkpoint"], map_location="cpu", weights_only=True)
+    tensors = load_file(out / "model.safetensors")
+    assert sorted(tensors) == sorted(checkpoint["state_dict"])  # the file keeps keys sorted
+    for key, value in checkpoint["state_dict"].items():
+        assert torch.equal(tensors[key], value), key
+    with safe_open(out / "model.safetensors", framework="pt") as handle:
+        metadata = handle.metadata()
+    assert metadata["format"] == "wmlm" and metadata["source"] == "last.ckpt" and metadata["wmlm_version"]
+    config = yaml.safe_load((out / "model.yaml").read_text())
+    assert config["class_path"] == "wmlm.model.wmlm.WMLM"
+    expected = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+    assert config["init_args"] == expected
+    assert marker_verb(out) == "export"
+    assert sorted(p.name for p in out.iterdir()) == [MARKER_FILE, "model.safetensors", "model.yaml"]
+
+
+def test_export_out_rules(fitted: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine")
+    refused(capsys, export(fitted, a_file, "--overwrite"), a_file)
+    refused(capsys, export(fitted, a_file / "sub"), a_file)  # cannot be created: its parent is a file
+    assert a_file.read_text() == "mine"
+    results = tmp_path / "results"  # a user's folder, not an export
+    results.mkdir()
+    (results / "model.yaml").write_text("mine")
+    err = refused(capsys, export(fitted, results, "--overwrite"), results)
+    assert "even with --overwrite" in err and (results / "model.yaml").read_text() == "mine"
+    assert sorted(p.name for p in results.iterdir()) == ["model.yaml"]
+    # an earlier export: refused without --overwrite, replaced with it; a user's file beside it stays
+    out = tmp_path / "shared"
+    assert export(fitted, out) == 0
+    (out / "README.md").write_text("notes")
+    refused(capsys, export(fitted, out), out, "--overwrite")
+    assert export(fitted, out, "--overwrite") == 0
+    assert (out / "README.md").read_text() == "notes" and (out / "model.safetensors").is_file()
+
+
+def predict(fitted: dict[str, Path], tmp_path: Path, out: Path) -> int:
+    argv = ["predict", "--config", str(CONF), "--data.init_args.root", str(fitted["data"])]
+    argv += ["--trainer.default_root_dir", str(tmp_path / "runs"), "--ckpt_path", str(fitted["checkpoint"])]
+    return main([*argv, "--predictions_dir", str(out)])
+
+
+def test_predict_folder_is_checked_before_the_prediction_pass(
+    fitted: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wmlm.model.wmlm import WMLM
+
+    earlier = tmp_path / "earlier"  # results of an earlier run, without a marker
+    earlier.mkdir()
+    (earlier / "scenario1_beam_t1.csv").write_text("index,top-1 beam\n1,5\n")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the prediction pass ran before the output folder was checked")
+
+    monkeypatch.setattr(WMLM, "predict_step", never)
+    refused(capsys, predict(fitted, tmp_path, earlier), earlier, "scenario1_beam_t1.csv")
+    assert sorted(p.name for p in earlier.iterdir()) == ["scenario1_beam_t1.csv"]
+    refused(capsys, predict(fitted, tmp_path, a_file), a_file)
+    refused(capsys, predict(fitted, tmp_path, a_file / "predictions"), a_file)
+    assert a_file.read_text() == "x"
+
+
+def test_predict_writes_one_run_per_folder(
+    fitted: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "predictions"
+    assert predict(fitted, tmp_path, out) == 0
+    first = snapshot(out)
+    assert marker_verb(out) == "predict" and any(name.endswith("_beam_t1.csv") for name in first)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(PARTIAL_SUFFIX)]  # no staging left
+    refused(capsys, predict(fitted, tmp_path, out), out)
+    assert snapshot(out) == first
+
+
+def test_exported_safetensors_and_yaml_rebuild_the_model_for_wmlm_test(
+    fitted: dict[str, Path], tmp_path: Path
+) -> None:
+    from wmlm.cli import run
+
+    out = tmp_path / "shared"
+    assert export(fitted, out) == 0
+    common = ["test", "--config", str(CONF), "--data.init_args.root", str(fitted["data"])]
+    common += ["--trainer.default_root_dir", str(tmp_path / "eval")]
+    original = run([*common, "--ckpt_path", str(fitted["checkpoint"])]).trainer.callback_metrics
+    shared = run([*common, "--model", str(out / "model.yaml"), "--ckpt_path", str(out / "model.safetensors")])
+    again = shared.trainer.callback_metrics
+    assert set(again) == set(original)
+    for key, value in original.items():
+        assert float(again[key]) == pytest.approx(float(value), abs=1e-6), key

@@ -1,10 +1,14 @@
-"""``wmlm export``: a trained WMLM as an ONNX graph plus a JSON description, for ONNX Runtime.
+"""``wmlm export``: a trained WMLM as an ONNX graph plus a JSON description, for ONNX Runtime, or as
+safetensors weights plus its configuration, for sharing (``wmlm.deploy.safetensors_export``).
 
     wmlm export --ckpt runs/x/.../last.ckpt --format onnx --out exported/ [--modalities beam,gps]
                 [--batch dynamic|N] [--exporter auto|dynamo|torchscript] [--opset 18] [--overwrite]
+    wmlm export --ckpt runs/x/.../last.ckpt --format safetensors --out shared/ [--overwrite]
 
 writes ``exported/model.onnx`` and ``exported/wmlm_export.json``; ``wmlm.deploy.Predictor`` runs the pair
-from numpy without torch.
+from numpy without torch. ``--out`` follows ``wmlm.outputs``' policy: a new or empty folder, or, with
+``--overwrite``, one an earlier ``wmlm export`` wrote (its marker file says so); any other folder, or a
+file, is refused before the checkpoint is read. Overwriting removes only the files an export writes.
 
 The graph is a pure-tensor view of ``WMLM.forward``: inputs are one tensor per chosen modality
 ``[B, P, *step_shape]`` (linear beam power, metres, ... exactly what the model's batches hold) and one mask
@@ -31,7 +35,6 @@ import contextlib
 import importlib.util
 import json
 import logging
-import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -42,8 +45,11 @@ from torch import Tensor, nn
 
 from wmlm.deploy import spec
 from wmlm.deploy.describe import describe
-from wmlm.errors import WmlmError
+from wmlm.deploy.destination import check_destination, claim
+from wmlm.deploy.safetensors_export import write_safetensors
+from wmlm.errors import EXIT_USAGE, WmlmError
 from wmlm.model.wmlm import WMLM
+from wmlm.outputs import atomic_write_text
 
 log = logging.getLogger(__name__)
 Exporter = Literal["auto", "dynamo", "torchscript"]
@@ -54,6 +60,8 @@ EXTERNAL_DATA_BYTES = 1 << 30  # larger weights go to model.onnx.data (protobuf 
 
 class ExportError(WmlmError):
     """The checkpoint or the options cannot be exported (the message says why and what to do)."""
+
+    exit_code = EXIT_USAGE
 
 
 class ExportWrapper(nn.Module):
@@ -143,7 +151,7 @@ def export_onnx(
         The JSON description (``wmlm.deploy.describe.describe``).
     """
     checkpoint = Path(checkpoint)
-    _check_destination(Path(out_dir), overwrite)  # before the (slow) loading
+    check_destination(Path(out_dir), overwrite)  # before the (slow) loading
     return export_model(
         load_model(checkpoint), out_dir, modalities, batch, exporter, opset, overwrite, checkpoint
     )
@@ -174,7 +182,8 @@ def export_model(
     out_dir = Path(out_dir)
     if batch != "dynamic" and (not isinstance(batch, int) or batch < 1):
         raise ExportError(f"batch must be 'dynamic' or a positive integer, got {batch!r}")
-    model_path, spec_path = _check_destination(out_dir, overwrite)
+    replacing = check_destination(out_dir, overwrite)
+    model_path, spec_path = out_dir / spec.MODEL_FILE, out_dir / spec.SPEC_FILE
     model = model.cpu().eval().requires_grad_(False)
     chosen = choose_modalities(model, modalities)
     wrapper = ExportWrapper(model, chosen).eval()
@@ -188,8 +197,7 @@ def export_model(
             raise ExportError(
                 f"{error.args[0]}; include that modality in --modalities (chosen: {', '.join(chosen)})"
             ) from None
-        out_dir.mkdir(parents=True, exist_ok=True)
-        spec_path.unlink(missing_ok=True)  # until the new JSON is written, the folder holds no export
+        claim(out_dir, replacing, "onnx")  # until the new JSON is written, the folder holds no export
         used = _export_graph(
             wrapper, example, model_path, input_names, output_names, batch == "dynamic", exporter, opset
         )
@@ -201,18 +209,20 @@ def export_model(
         "rtol": RTOL,
     }
     description = describe(model, chosen, expected, batch, used, opset, source, verification)
-    temporary = spec_path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(description, indent=2) + "\n")
-    temporary.replace(spec_path)  # the JSON appears last and whole: its presence marks a finished export
+    # the JSON appears last and whole: its presence marks a finished export
+    atomic_write_text(spec_path, json.dumps(description, indent=2) + "\n")
     return description
 
 
-def _check_destination(out_dir: Path, overwrite: bool) -> tuple[Path, Path]:
-    """``(model path, JSON path)`` in ``out_dir``; ExportError if an export is there and not ``overwrite``."""
-    model_path, spec_path = out_dir / spec.MODEL_FILE, out_dir / spec.SPEC_FILE
-    if not overwrite and (model_path.exists() or spec_path.exists()):
-        raise ExportError(f"{out_dir} already holds an export; pass --overwrite to replace it")
-    return model_path, spec_path
+def export_safetensors(
+    checkpoint: str | Path, out_dir: str | Path, overwrite: bool = False
+) -> dict[str, Path]:
+    """Write a checkpoint's model as ``out_dir/model.safetensors`` + ``model.yaml`` (``safetensors_export``)."""
+    out_dir = Path(out_dir)
+    replacing = check_destination(out_dir, overwrite)  # before the (slow) loading
+    model = load_model(Path(checkpoint))
+    claim(out_dir, replacing, "safetensors")
+    return write_safetensors(model, out_dir, Path(str(checkpoint)))
 
 
 @contextlib.contextmanager
@@ -360,34 +370,40 @@ def _batch_option(text: str) -> int | str:
 
 
 def export_command(argv: list[str]) -> int:
-    """``wmlm export --ckpt PATH --format onnx --out DIR [...]``; returns the exit code."""
+    """``wmlm export --ckpt PATH --format onnx|safetensors --out DIR [...]``; returns 0 (errors raise)."""
     parser = argparse.ArgumentParser(
         prog="wmlm export",
-        description="Export a trained WMLM to ONNX (model.onnx + wmlm_export.json) for wmlm.deploy.Predictor.",
+        description="Export a trained WMLM to ONNX (model.onnx + wmlm_export.json) for wmlm.deploy.Predictor, "
+        "or to safetensors (model.safetensors + model.yaml) for sharing weights without pickle.",
     )
     parser.add_argument("--ckpt", required=True, help="Lightning checkpoint of a WMLM (e.g. .../last.ckpt)")
-    parser.add_argument("--format", default="onnx", choices=["onnx"], help="export format")
-    parser.add_argument("--out", required=True, help="output folder for model.onnx and wmlm_export.json")
+    parser.add_argument("--format", default="onnx", choices=["onnx", "safetensors"], help="export format")
+    parser.add_argument("--out", required=True, help="output folder (new, empty, or an earlier export's)")
     parser.add_argument(
-        "--modalities", default=None, help="comma-separated inputs of the graph (default: all the model's)"
+        "--modalities",
+        default=None,
+        help="onnx: comma-separated inputs of the graph (default: all the model's)",
     )
     parser.add_argument(
-        "--batch", type=_batch_option, default="dynamic", help="'dynamic' (default) or a fixed batch size"
+        "--batch",
+        type=_batch_option,
+        default="dynamic",
+        help="onnx: 'dynamic' (default) or a fixed batch size",
     )
     parser.add_argument(
-        "--exporter", default="auto", choices=["auto", "dynamo", "torchscript"], help="ONNX exporter"
+        "--exporter", default="auto", choices=["auto", "dynamo", "torchscript"], help="onnx: ONNX exporter"
     )
-    parser.add_argument("--opset", type=int, default=18, help="ONNX opset version")
+    parser.add_argument("--opset", type=int, default=18, help="onnx: ONNX opset version")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
     args = parser.parse_args(argv)
+    if args.format == "safetensors":
+        written = export_safetensors(args.ckpt, args.out, overwrite=args.overwrite)
+        print(f"wrote {written['weights']} and {written['config'].name} (no pickle: safe to share)")
+        return 0
     names = [n.strip() for n in args.modalities.split(",") if n.strip()] if args.modalities else None
-    try:
-        info = export_onnx(
-            args.ckpt, args.out, names, args.batch, args.exporter, args.opset, overwrite=args.overwrite
-        )
-    except ExportError as error:
-        print(f"wmlm export: {error}", file=sys.stderr)
-        return 2
+    info = export_onnx(
+        args.ckpt, args.out, names, args.batch, args.exporter, args.opset, overwrite=args.overwrite
+    )
     inputs = ", ".join(f"{i['onnx_name']} {i['shape']} {i['dtype']}" for i in info["inputs"])
     outputs = ", ".join(f"{o['onnx_name']} {o['shape']}" for o in info["outputs"])
     worst = max(info["verification"]["max_abs_difference"].values())
