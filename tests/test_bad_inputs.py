@@ -58,7 +58,7 @@ def test_init_from_a_checkpoint_of_another_preset_names_the_weights(data_root: P
     small = run(
         fit_args(data_root, tmp_path / "a", "--model.init_args.preset", "small", "--test_after_fit", "false")
     )
-    ckpt = small.trainer.checkpoint_callback.last_model_path
+    ckpt = str(Path(small.trainer.checkpoint_callback.dirpath) / "last.ckpt")
     with pytest.raises(
         CheckpointMismatchError, match=r"other shapes .*backbone\..*checkpoint \[\d+.*vs model"
     ):

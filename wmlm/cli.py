@@ -13,7 +13,8 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from rich.console import Console
 
-from wmlm.cli_boundary import debug_requested, error_boundary
+from wmlm.cli_boundary import debug_requested, error_boundary, trust_flags
+from wmlm.cli_checkpoints import LAST, apply_checkpoint_config, plain, resolve_last
 from wmlm.deploy.export import export_command
 from wmlm.model.checkpoint_io import AtomicCheckpointIO
 from wmlm.model.logger import use_run_logger
@@ -43,21 +44,6 @@ EXTRA_VERBS: dict[str, Callable[[list[str]], int]] = {
 }
 
 
-def newest_last_checkpoint(root: Path) -> str | None:
-    """The most recently written ``last*.ckpt`` of any run under ``root``, or None (then fit starts afresh).
-
-    Lightning's own ``ckpt_path="last"`` looks only in the new run's version folder, which is empty when a
-    killed run is started again; this finds the killed run's checkpoint instead.
-    """
-    found = [p for p in root.glob("**/checkpoints/last*.ckpt") if p.is_file()]
-    if not found:
-        log.warning("--ckpt_path last: no last.ckpt under %s; training starts from scratch", root)
-        return None
-    newest = max(found, key=lambda p: p.stat().st_mtime_ns)
-    log.info("--ckpt_path last: resuming from %s", newest)
-    return str(newest)
-
-
 class WMLMCLI(LightningCLI):
     """LightningCLI with wmlm defaults: subclass mode for model and data, and a test after ``fit``."""
 
@@ -84,12 +70,31 @@ class WMLMCLI(LightningCLI):
         use_run_logger(trainer, {**self._get(self.config_init, "trainer", default={}), **kwargs}.get("logger"))
         return trainer
 
-    def before_fit(self) -> None:
+    def _parse_ckpt_path(self) -> None:
+        # replaces LightningCLI's: the checkpoint is read by wmlm's one safe reader, the classes it names are
+        # checked before anything imports them, and options it overrides are reported
+        if self.config.get("subcommand"):
+            self.config = apply_checkpoint_config(
+                self.config, self.parser.parse_object, self.config.subcommand
+            )
+
+    def _resolve_last(self) -> None:
         config = self.config_init[self.subcommand]
-        if config.get("ckpt_path") == "last":
-            config["ckpt_path"] = newest_last_checkpoint(Path(self.trainer.default_root_dir))
+        if config.get("ckpt_path") == LAST:
+            current = plain(self.config[self.subcommand])
+            config["ckpt_path"] = resolve_last(Path(self.trainer.default_root_dir), current, self.subcommand)
+
+    def before_fit(self) -> None:
+        self._resolve_last()
+
+    def before_validate(self) -> None:
+        self._resolve_last()
+
+    def before_test(self) -> None:
+        self._resolve_last()
 
     def before_predict(self) -> None:
+        self._resolve_last()
         writer = PredictionWriter(self.config[self.subcommand].get("predictions_dir"))
         writer.prepare(self.trainer)  # an unusable or non-empty folder is refused before the prediction pass
         self.trainer.callbacks.append(writer)
@@ -139,14 +144,15 @@ def main(args: list[str] | None = None) -> int:
     line, configuration); ``--traceback`` or ``WMLM_DEBUG=1`` adds the traceback (``wmlm.cli_boundary``).
     """
     debug, argv = debug_requested(list(sys.argv[1:] if args is None else args))
-    if args is None:
-        sys.argv[1:] = argv  # without --traceback
+    with trust_flags(argv) as argv:
+        if args is None:
+            sys.argv[1:] = argv  # without wmlm's own flags
 
-    def verb() -> int:
-        if argv and argv[0] in EXTRA_VERBS:
-            return EXTRA_VERBS[argv[0]](argv[1:])
-        # LightningCLI reads sys.argv itself when given None (and warns when given both)
-        run(argv if args is not None else None, exit_on_error=debug)
-        return 0
+        def verb() -> int:
+            if argv and argv[0] in EXTRA_VERBS:
+                return EXTRA_VERBS[argv[0]](argv[1:])
+            # LightningCLI reads sys.argv itself when given None (and warns when given both)
+            run(argv if args is not None else None, exit_on_error=debug)
+            return 0
 
-    return error_boundary(verb, debug)
+        return error_boundary(verb, debug)

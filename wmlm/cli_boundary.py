@@ -14,13 +14,20 @@ import sys
 import traceback
 from argparse import ArgumentError
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 from wmlm.errors import EXIT_DATA, EXIT_USAGE, WmlmError
+from wmlm.model.checkpoint import ENV_ALLOW_REMOTE
+from wmlm.model.trust import ENV_TRUST_CLASSES
 from wmlm.registry import UnknownNameError
 
 TRACEBACK_FLAG = "--traceback"
 ENV_DEBUG = "WMLM_DEBUG"
+TRUST_FLAGS = {
+    "--allow_remote_checkpoints": ENV_ALLOW_REMOTE,
+    "--trust_checkpoint_classes": ENV_TRUST_CLASSES,
+}
 MAX_LINES = 12
 MAX_CHARS = 2000
 # lines jsonargparse adds to a refused value that repeat what the first line said
@@ -31,6 +38,28 @@ def debug_requested(argv: list[str]) -> tuple[bool, list[str]]:
     """Whether the full traceback was asked for, and ``argv`` without ``--traceback``."""
     env = os.environ.get(ENV_DEBUG, "").strip().lower() not in ("", "0", "false", "no")
     return env or TRACEBACK_FLAG in argv, [a for a in argv if a != TRACEBACK_FLAG]
+
+
+@contextmanager
+def trust_flags(argv: list[str]) -> Iterator[list[str]]:
+    """``argv`` without the trust opt-ins, which set the environment variables the loaders read while the
+    command runs (and are restored after, so one in-process call never leaks into the next).
+
+    ``--allow_remote_checkpoints``: read ``--ckpt_path`` / ``init_from`` URLs (still ``weights_only``).
+    ``--trust_checkpoint_classes``: let a checkpoint name classes wmlm does not vouch for.
+    """
+    saved = {variable: os.environ.get(variable) for variable in TRUST_FLAGS.values()}
+    for flag, variable in TRUST_FLAGS.items():
+        if flag in argv:
+            os.environ[variable] = "1"
+    try:
+        yield [a for a in argv if a not in TRUST_FLAGS]
+    finally:
+        for variable, value in saved.items():
+            if value is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = value
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:

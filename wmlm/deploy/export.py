@@ -48,6 +48,8 @@ from wmlm.deploy.describe import describe
 from wmlm.deploy.destination import check_destination, claim
 from wmlm.deploy.safetensors_export import write_safetensors
 from wmlm.errors import EXIT_USAGE, WmlmError
+from wmlm.model.checkpoint import is_remote, read_checkpoint
+from wmlm.model.trust import check_checkpoint_classes
 from wmlm.model.wmlm import WMLM
 from wmlm.outputs import atomic_write_text
 
@@ -87,13 +89,21 @@ class ExportWrapper(nn.Module):
         return tuple(outputs[h] for h in self.heads)
 
 
-def load_model(checkpoint: Path) -> WMLM:
-    """The ``WMLM`` of a Lightning checkpoint, on the CPU, in eval mode, loaded with ``weights_only``."""
-    if not checkpoint.is_file():
-        raise ExportError(f"checkpoint {checkpoint} does not exist")
+def load_model(checkpoint: str | Path) -> WMLM:
+    """The ``WMLM`` of a Lightning checkpoint, on the CPU, in eval mode.
+
+    The file is read by ``wmlm.model.checkpoint.read_checkpoint`` (local, ``weights_only``) and the classes its
+    hyperparameters name are checked (``wmlm.model.trust``) before the model is rebuilt from them.
+    """
+    from lightning.pytorch.core.saving import _load_state
+
+    contents = read_checkpoint(checkpoint)
+    check_checkpoint_classes(contents.get("hyper_parameters"), str(checkpoint))
     try:
-        model = WMLM.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
+        model = _load_state(WMLM, contents, strict=True)
     except (RuntimeError, KeyError, TypeError, ValueError) as error:
+        if isinstance(error, WmlmError):
+            raise
         raise ExportError(
             f"checkpoint {checkpoint} does not rebuild a WMLM: {error}. Checkpoints of models built in Python "
             "with Modality/TaskHead objects lack their configuration; train through `wmlm fit` (configs "
@@ -150,7 +160,7 @@ def export_onnx(
     Returns:
         The JSON description (``wmlm.deploy.describe.describe``).
     """
-    checkpoint = Path(checkpoint)
+    checkpoint = checkpoint if is_remote(checkpoint) else Path(checkpoint)  # a URL stays a URL, to be refused
     check_destination(Path(out_dir), overwrite)  # before the (slow) loading
     return export_model(
         load_model(checkpoint), out_dir, modalities, batch, exporter, opset, overwrite, checkpoint
@@ -220,7 +230,7 @@ def export_safetensors(
     """Write a checkpoint's model as ``out_dir/model.safetensors`` + ``model.yaml`` (``safetensors_export``)."""
     out_dir = Path(out_dir)
     replacing = check_destination(out_dir, overwrite)  # before the (slow) loading
-    model = load_model(Path(checkpoint))
+    model = load_model(checkpoint if is_remote(checkpoint) else Path(checkpoint))
     claim(out_dir, replacing, "safetensors")
     return write_safetensors(model, out_dir, Path(str(checkpoint)))
 

@@ -15,13 +15,14 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
 from wmlm.heads.beam import NUM_BEAMS, beam_predictions
 from wmlm.metrics import beam_metrics
 from wmlm.modalities.beam import normalize_power
 from wmlm.model.augment import BatchAugmentation
+from wmlm.model.last_checkpoint import checkpoint_callbacks
 
 
 def scores_around(center: Tensor, num_beams: int = NUM_BEAMS) -> Tensor:
@@ -75,15 +76,7 @@ class BeamBaseline(pl.LightningModule):
         }
 
     def configure_callbacks(self) -> list[Callback]:
-        return [
-            ModelCheckpoint(
-                monitor="val/beam/top1",
-                mode="max",
-                save_last=True,
-                filename="best-epoch{epoch:02d}",
-                auto_insert_metric_name=False,
-            )
-        ]
+        return checkpoint_callbacks("val/beam/top1", "max")
 
 
 class _NothingToTrain(BeamBaseline):

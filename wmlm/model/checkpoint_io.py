@@ -11,19 +11,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import lightning
 import torch
 from fsspec.implementations.local import LocalFileSystem
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from wmlm.model.checkpoint import read_checkpoint
 from wmlm.outputs import PARTIAL_SUFFIX, atomic_write
 
 __all__ = ["PARTIAL_SUFFIX", "AtomicCheckpointIO"]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``TorchCheckpointIO`` whose local saves are write-to-sibling, fsync, ``os.replace``.
+    """``TorchCheckpointIO`` whose local saves are write-to-sibling, fsync, ``os.replace``, and whose reads
+    go through ``wmlm.model.checkpoint.read_checkpoint`` (local regular files, ``weights_only``, safetensors).
 
     A killed process leaves at most a ``.<name>.*.partial`` file beside the checkpoint; the checkpoint
     itself is always either the previous complete file or the new complete file. Remote paths (``s3://``
@@ -40,3 +43,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(target) as stream:
             torch.save(checkpoint, stream)
+
+    def load_checkpoint(
+        self, path: _PATH, map_location: Any | None = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        checkpoint = read_checkpoint(path)
+        # a safetensors file holds weights only; Lightning's restore wants to know which version wrote it
+        checkpoint.setdefault("pytorch-lightning_version", lightning.__version__)
+        return checkpoint

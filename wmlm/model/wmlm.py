@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from torch import Tensor, nn
 
@@ -21,6 +20,7 @@ from wmlm.model.align import AnchorAlignment, alignment_pairs
 from wmlm.model.augment import BatchAugmentation
 from wmlm.model.backbone import CausalTransformer, get_preset
 from wmlm.model.checkpoint import load_matching_weights
+from wmlm.model.last_checkpoint import checkpoint_callbacks
 from wmlm.model.resume import collect_rng_states, set_rng_states
 from wmlm.registry import get_head, get_modality
 
@@ -308,9 +308,23 @@ class WMLM(pl.LightningModule):
                 )
             self.trainer.fit_loop.max_epochs = total
             if self.init_from:
-                load_matching_weights(self, Path(self.init_from))
+                self._check_frozen_parts_loaded(load_matching_weights(self, self.init_from))
         world = self.trainer.world_size if self._trainer is not None else 1
         self.alignment.set_world(self.global_rank, world)
+
+    def _check_frozen_parts_loaded(self, missing: list[str]) -> None:
+        """Refuse to freeze weights that ``init_from`` did not provide (they would stay random forever)."""
+        frozen = ["encoders."] if self.freeze_encoders else []
+        frozen += ["fusion.", "backbone."] if self.freeze_backbone else []
+        if self.freeze_encoders and self.align_epochs > 0:
+            frozen.remove("encoders.")  # stage 1 trains them before they are frozen
+        lacking = sorted({".".join(k.split(".")[:2]) for k in missing if k.startswith(tuple(frozen))})
+        if lacking:
+            raise ConfigError(
+                f"model.init_from {self.init_from} lacks {', '.join(lacking)}, which model.freeze_encoders / "
+                "model.freeze_backbone would keep random and frozen; train them (align_epochs > 0, or no "
+                "freezing) or start from a checkpoint that has them"
+            )
 
     def on_train_epoch_start(self) -> None:
         train_encoders = self.stage == "align" or not self.freeze_encoders
@@ -344,20 +358,7 @@ class WMLM(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def configure_callbacks(self) -> list[Callback]:
-        best = ModelCheckpoint(
-            monitor=self.monitor,
-            mode=self.monitor_mode,
-            save_last=True,
-            filename="best-epoch{epoch:02d}",
-            auto_insert_metric_name=False,
-        )
-        if self.checkpoint_every_n_steps is None:
-            return [best]
-        # keeps no files of its own: it only refreshes last.ckpt between validations
-        periodic = ModelCheckpoint(
-            save_top_k=0, save_last=True, every_n_train_steps=self.checkpoint_every_n_steps
-        )
-        return [best, periodic]
+        return checkpoint_callbacks(self.monitor, self.monitor_mode, self.checkpoint_every_n_steps)
 
     # ----------------------------------------------------------------------------------- resuming
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
