@@ -60,8 +60,9 @@ def test_figures_render_to_images() -> None:
         image = figure_to_image(fig)
         assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
         assert image.min() < 128 < image.max()  # something is drawn on the white background
-    # one panel per drawn pass
-    assert len(figures["tracks"].axes) == 2
+    # the two longest passes, labelled, on one axis
+    (tracks,) = figures["tracks"].axes
+    assert [t.get_text() for t in tracks.texts] == ["pass 0", "pass 1"]
     # no windows: still a figure, saying so
     empty = beam_figures(true[:0], pred[:0], passes[:0], dpi=50)
     assert figure_to_image(empty["tracks"]).shape[2] == 3

@@ -91,50 +91,55 @@ def plot_beam_tracks(
     max_passes: int = 4,
     dpi: int = 80,
 ) -> Figure:
-    """True best beam over time with the predicted top-1 beams, one panel per vehicle pass.
+    """True best beam over time with the predicted top-1 beams of a few vehicle passes, end to end.
 
     Window ``j`` of a pass predicts sample ``j + s`` for future step ``t+s``; every prediction is drawn
     at the sample it predicts, so markers on the line are hits. x: sample index within the pass (the
-    first predicted sample is 1); y: beam 1..64. Markers: ``t+1`` and, when F > 1, ``t+F``.
+    first predicted sample is 1), passes side by side between dashed lines; y: beam 1..64. Markers:
+    ``t+1`` and, when F > 1, ``t+F``. The passes with the most windows are drawn (one axis: a panel per
+    pass would cost four times the drawing time).
     """
     _check(true_beams, pred_topk)
     passes = _chosen_passes(np.asarray(pass_ids), max_passes) if len(true_beams) else []
     future = true_beams.shape[1]
-    height_in = 0.9 + 1.6 * max(len(passes), 1)
-    fig = _figure(7.0, height_in, dpi)
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.45 / height_in, top=1 - 0.45 / height_in, hspace=0.45)
-    axes = fig.subplots(max(len(passes), 1), 1, squeeze=False)[:, 0]
-    for ax, pass_id in zip(axes, passes):
+    fig = _figure(7.0, 2.8, dpi)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.8)
+    ax = fig.subplots()
+    start, ticks, tick_labels = 0, [], []
+    for n, pass_id in enumerate(passes):
         rows = np.flatnonzero(pass_ids == pass_id)
         truth, pred = true_beams[rows], pred_topk[rows, :, 0]
         j = np.arange(len(rows))
         # truth of sample j+1 is window j's first target; the last window also gives j+2 .. j+F
-        x_true = np.concatenate([j + 1, len(rows) + np.arange(1, future)])
+        x_true = start + np.concatenate([j + 1, len(rows) + np.arange(1, future)])
         y_true = np.concatenate([truth[:, 0], truth[-1, 1:]]) + 1
-        ax.plot(x_true, y_true, "-", color="black", lw=1.5, label="true beam")
-        ax.plot(j + 1, pred[:, 0] + 1, "o", ms=4, color="tab:blue", label="predicted top-1, t+1")
-        if future > 1:
-            ax.plot(
-                j + future,
-                pred[:, -1] + 1,
-                "x",
-                ms=4,
-                color="tab:orange",
-                label=f"predicted top-1, t+{future}",
-            )
-        ax.set_ylim(0.5, NUM_BEAMS + 0.5)
-        ax.set_yticks([1, 16, 32, 48, 64])
-        ax.set_ylabel("beam")
-        ax.set_title(f"pass {pass_id}: {len(rows)} windows", fontsize=9, loc="left")
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.grid(alpha=0.3)
-    if passes:
-        fig.legend(
-            *axes[0].get_legend_handles_labels(), loc="upper center", ncols=3, fontsize=7, frameon=False
+        first = n == 0
+        ax.plot(x_true, y_true, "-", color="black", lw=1.5, label="true beam" if first else None)
+        ax.plot(
+            start + j + 1, pred[:, 0] + 1, "o", ms=3, color="tab:blue", label="top-1, t+1" if first else None
         )
-    axes[-1].set_xlabel("sample within the pass")
-    if not passes:
-        axes[0].text(0.5, 0.5, "no windows", ha="center", va="center", transform=axes[0].transAxes)
+        if future > 1:
+            label = f"top-1, t+{future}" if first else None
+            ax.plot(start + j + future, pred[:, -1] + 1, "x", ms=3, color="tab:orange", label=label)
+        ax.text(start + 1, NUM_BEAMS + 3, f"pass {pass_id}", fontsize=7, va="bottom")
+        length = len(rows) + future - 1
+        step = max(5 * round(length / 25), 5)
+        ticks += [start + t for t in range(1, length + 1, step)]
+        tick_labels += [str(t) for t in range(1, length + 1, step)]
+        start += length + 2
+        if n < len(passes) - 1:
+            ax.axvline(start, color="gray", ls="--", lw=0.8)
+    ax.set_xlim(0, max(start, 2))
+    ax.set_xticks(ticks, tick_labels)
+    ax.set_ylim(0.5, NUM_BEAMS + 0.5)
+    ax.set_yticks([1, 16, 32, 48, 64])
+    ax.set_ylabel("beam")
+    ax.set_xlabel("sample within the pass")
+    ax.grid(alpha=0.3)
+    if passes:
+        fig.legend(loc="upper center", ncols=3, fontsize=7, frameon=False)
+    else:
+        ax.text(0.5, 0.5, "no windows", ha="center", va="center", transform=ax.transAxes)
     return fig
 
 
