@@ -87,7 +87,7 @@ def staging_dir(folder: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=PARTIAL_SUFFIX, dir=folder.parent))
 
 
-def _wmlm_version() -> str:
+def wmlm_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -101,7 +101,7 @@ def write_marker(folder: Path, verb: str, **details: Any) -> Path:
     content = {
         "written_by": "wmlm",
         "verb": verb,
-        "wmlm_version": _wmlm_version(),
+        "wmlm_version": wmlm_version(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **details,
     }
