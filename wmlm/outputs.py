@@ -88,12 +88,10 @@ def staging_dir(folder: Path) -> Path:
 
 
 def wmlm_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    """``wmlm.__version__``, imported late: this module sits below the package's ``__init__``."""
+    from wmlm import __version__
 
-    try:
-        return version("wmlm")
-    except PackageNotFoundError:  # run from a source tree that is not installed
-        return "unknown"
+    return __version__
 
 
 def write_marker(folder: Path, verb: str, **details: Any) -> Path:
