@@ -222,3 +222,13 @@ def test_scores_returned_by_the_step_spare_a_forward_pass() -> None:
     callback._start(True, False)
     callback._collect(NoForward(future=2), batch, {"beam": scores}, 0)
     assert callback._rows[0]["topk"][0, :, 0].tolist() == [5, 5]
+
+
+def test_callback_draws_a_baseline_too(data_root: Path, tmp_path: Path) -> None:
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    logger = TensorBoardLogger(str(tmp_path / "tb"), name="run")
+    fit = trainer(tmp_path, logger, BeamFigures(dpi=40), max_epochs=1, limit_train_batches=1)
+    fit.fit(RepeatLastBeam(), datamodule=tiny_data(data_root))
+    assert BEAM_TAGS <= tensorboard_tags(Path(logger.log_dir))["images"]
+    assert not list(tmp_path.rglob("projector_config.pbtxt"))  # no alignment stage, no projector

@@ -22,7 +22,6 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 
 from wmlm.heads.beam import BeamHead
-from wmlm.model.baselines import BeamBaseline
 from wmlm.model.figures import beam_figures, figure_to_image, pass_ids_from_index, write_beam_figures
 
 TOP_K = 5
@@ -37,22 +36,28 @@ def tensorboard_writer(trainer: pl.Trainer) -> Any | None:
 
 
 def beam_head_name(model: nn.Module) -> str | None:
-    """Name of the model's beam output: its first ``BeamHead``, ``"beam"`` for a baseline, else None."""
-    if isinstance(model, BeamBaseline):
-        return "beam"
+    """Name of the model's beam output, or None.
+
+    A model with ``heads`` (``WMLM``): its first ``BeamHead``. A model without (the baselines of
+    ``wmlm.model.baselines``, whose forward returns beam scores): ``"beam"`` when its ``data_fields()``
+    targets include ``beam``. Duck-typed, so the baselines can use this callback without an import circle.
+    """
     heads = getattr(model, "heads", None)
     if isinstance(heads, nn.ModuleDict):
         return next((name for name, head in heads.items() if isinstance(head, BeamHead)), None)
-    return None
+    data_fields = getattr(model, "data_fields", None)
+    targets = data_fields().get("targets", {}) if callable(data_fields) else {}
+    return "beam" if "beam" in targets else None
 
 
 def beam_scores(model: nn.Module, batch: dict[str, Any]) -> Tensor | None:
-    """Beam scores ``[B, F, 64]`` of ``model`` (a ``WMLM`` with a beam head, or a baseline), else None."""
+    """Beam scores ``[B, F, C]`` of ``model`` (a ``WMLM`` with a beam head, or a baseline), else None."""
     name = beam_head_name(model)
     if name is None or "beam" not in batch.get("target", {}):
         return None
     outputs = model(batch)
-    return outputs if isinstance(outputs, Tensor) else outputs[name]
+    scores = outputs.get(name) if isinstance(outputs, dict) else outputs
+    return scores if isinstance(scores, Tensor) and scores.dim() == 3 else None
 
 
 def sample_arrays(rows: list[dict[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
