@@ -15,6 +15,7 @@ from rich.console import Console
 
 from wmlm.cli_boundary import debug_requested, error_boundary, trust_flags
 from wmlm.cli_checkpoints import LAST, apply_checkpoint_config, plain, resolve_last
+from wmlm.cli_output import quiet_lightning
 from wmlm.deploy.export import export_command
 from wmlm.model.checkpoint_io import AtomicCheckpointIO
 from wmlm.model.logger import use_run_logger
@@ -67,7 +68,9 @@ class WMLMCLI(LightningCLI):
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         # run folders claimed atomically (two runs at once never share version_N) unless a logger was chosen
-        use_run_logger(trainer, {**self._get(self.config_init, "trainer", default={}), **kwargs}.get("logger"))
+        use_run_logger(
+            trainer, {**self._get(self.config_init, "trainer", default={}), **kwargs}.get("logger")
+        )
         return trainer
 
     def _parse_ckpt_path(self) -> None:
@@ -112,8 +115,9 @@ class WMLMCLI(LightningCLI):
         ckpt_path = getattr(checkpoint, "best_model_path", "") or None
         results = self.trainer.test(self.model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
         if results and self.trainer.is_global_zero:
-            title = f"test results of {ckpt_path or 'the final weights'}"
-            Console().print(results_table(results[0], "test", title=title))
+            # the path on a line of its own: a table title would wrap it mid-word on an 80-column terminal
+            print(f"test results of {ckpt_path or 'the final weights'}:")
+            Console().print(results_table(results[0], "test"))
 
 
 def run(args: list[str] | None = None, exit_on_error: bool = True) -> WMLMCLI:
@@ -144,6 +148,8 @@ def main(args: list[str] | None = None) -> int:
     line, configuration); ``--traceback`` or ``WMLM_DEBUG=1`` adds the traceback (``wmlm.cli_boundary``).
     """
     debug, argv = debug_requested(list(sys.argv[1:] if args is None else args))
+    if not debug:
+        quiet_lightning()
     with trust_flags(argv) as argv:
         if args is None:
             sys.argv[1:] = argv  # without wmlm's own flags

@@ -62,7 +62,7 @@ class LastCheckpoint(Callback):
         if path is None:
             return
         self._saved_step = trainer.global_step
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # the whole state: resuming needs it
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: object, **kwargs: object) -> None:
         every = self.every_n_train_steps

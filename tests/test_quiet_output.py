@@ -1,0 +1,38 @@
+"""A normal run prints what the user needs: no Lightning tips, no deprecation noise, no false messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_cli_e2e import CONF
+
+from wmlm.cli import main
+
+
+def test_a_quickstart_sized_run_prints_no_tips_deprecations_or_false_notices(
+    data_root: Path, tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    config = tmp_path / "no_max_epochs.yaml"
+    # like examples/quickstart.yaml: trainer.max_epochs not set, the model decides
+    text = (CONF / "beam_gps.yaml").read_text().replace("  max_epochs: 2\n", "")
+    assert "max_epochs" not in text
+    config.write_text(text)
+    code = main(
+        [
+            "fit",
+            "--config",
+            str(config),
+            "--data.init_args.root",
+            str(data_root),
+            "--trainer.default_root_dir",
+            str(tmp_path / "runs"),
+        ]
+    )
+    out, err = capfd.readouterr()
+    assert code == 0
+    printed = out + err
+    for noise in ("Tip", "deprecated", "`max_epochs` was not set", "will override existing callbacks"):
+        assert noise not in printed, (noise, printed)
+    assert "test results of" in out and "top1" in out
+    assert max(len(line) for line in out.splitlines() if "│" in line) <= 80
