@@ -94,15 +94,15 @@ def wmlm_version() -> str:
     return __version__
 
 
-def write_marker(folder: Path, verb: str, **details: Any) -> Path:
-    """Mark ``folder`` as written by ``wmlm <verb>`` (JSON: verb, wmlm version, UTC time, ``details``)."""
-    content = {
-        "written_by": "wmlm",
-        "verb": verb,
-        "wmlm_version": wmlm_version(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        **details,
-    }
+def write_marker(folder: Path, verb: str, timestamp: bool = True, **details: Any) -> Path:
+    """Mark ``folder`` as written by ``wmlm <verb>`` (JSON: verb, wmlm version, UTC time, ``details``).
+
+    ``timestamp=False`` leaves the time out, for verbs whose output is byte-for-byte reproducible.
+    """
+    content: dict[str, Any] = {"written_by": "wmlm", "verb": verb, "wmlm_version": wmlm_version()}
+    if timestamp:
+        content["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    content.update(details)
     path = folder / MARKER_FILE
     atomic_write_text(path, json.dumps(content, indent=2) + "\n")
     return path

@@ -127,7 +127,7 @@ def write_scenario_folder(
     wrote (``check_output_folder``): then the files a previous write left there (sensor files included) are
     removed first and anything else is kept. The marker is written first, so a folder whose writing was
     interrupted can be overwritten too; the CSV and ``simulation.json`` are written last, atomically. The
-    same ``sim`` gives the same files. ``sensors`` (any of ``SENSORS``) adds camera frames, LiDAR scans and CSI with
+    same ``sim`` gives the same bytes. ``sensors`` (any of ``SENSORS``) adds camera frames, LiDAR scans and CSI with
     their default settings (see the module docstring); ``on_sample(row)`` is called after each row.
     """
     sensors = check_sensors(sensors)
@@ -135,7 +135,9 @@ def write_scenario_folder(
     if check_output_folder(folder, overwrite):
         _clear(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    write_marker(folder, VERB, preset=sim.preset.name, seed=int(sim.seed))
+    write_marker(
+        folder, VERB, timestamp=False, preset=sim.preset.name, seed=int(sim.seed)
+    )  # same sim, same bytes
     for directory in (POWER_DIR, BS_GPS_FILE.parent, VEHICLE_GPS_DIR, *(SENSOR_DIRS[s] for s in sensors)):
         (folder / directory).mkdir(parents=True, exist_ok=True)
     camera = CameraRenderer(sim) if "camera" in sensors else None
