@@ -4,7 +4,7 @@ Dropped (``QUIET_PATTERNS``): Lightning's advertising tips; ``max_epochs was not
 (wrong under wmlm: ``WMLM.setup`` sets the epochs from ``align_epochs + adapt_epochs``); "callbacks ...
 will override" when the callbacks are wmlm's own (``configure_callbacks`` always returns them); accelerator
 lines that report no accelerator; the stepping-batch estimate; deprecation warnings raised inside
-Lightning and torch about their own internals. Everything else Lightning says is kept, and
+Lightning, jsonargparse and torch about their own internals. Everything else Lightning says is kept, and
 ``--traceback`` / ``WMLM_DEBUG=1`` keeps everything.
 """
 
@@ -56,5 +56,9 @@ def quiet_lightning() -> None:
         for handler in logger.handlers:
             if _filter not in handler.filters:
                 handler.addFilter(_filter)
-    for module in (r"lightning\..*", r"torch\..*"):
-        warnings.filterwarnings("ignore", message=r".*deprecated.*", module=module)
+    for module in (r"lightning\..*", r"torch\..*", r"jsonargparse\..*"):
+        warnings.filterwarnings("ignore", message=r"(?s).*deprecated", module=module)
+    # LightningCLI calls jsonargparse's dump with an option jsonargparse deprecated (reported from its caller)
+    warnings.filterwarnings("ignore", message=r"(?s).*skip_none parameter was deprecated")
+    # Lightning says this as a warning, not a log record
+    warnings.filterwarnings("ignore", message=r"`max_epochs` was not set")
