@@ -10,7 +10,7 @@ from test_cli_e2e import CONF
 from wmlm.cli import main
 
 
-def test_a_quickstart_sized_run_prints_no_tips_deprecations_or_false_notices(
+def test_a_quickstart_sized_run_is_quiet_and_draws_its_pictures(
     data_root: Path, tmp_path: Path, capfd: pytest.CaptureFixture, recwarn: pytest.WarningsRecorder
 ) -> None:
     config = tmp_path / "no_max_epochs.yaml"
@@ -37,3 +37,20 @@ def test_a_quickstart_sized_run_prints_no_tips_deprecations_or_false_notices(
         assert noise not in printed, (noise, printed)
     assert "test results of" in out and "top1" in out
     assert max(len(line) for line in out.splitlines() if "│" in line) <= 80
+    # the pictures: beam figures and the aligned space's projector in TensorBoard, PNGs beside the test
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (run_dir,) = (tmp_path / "runs" / "lightning_logs").glob("version_*")
+    images: set[str] = set()
+    for events in run_dir.glob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events), size_guidance={"images": 0})
+        accumulator.Reload()
+        images |= set(accumulator.Tags()["images"])
+    assert {"val/beam/tracks", "val/beam/topk", "val/beam/offsets"} <= images
+    assert (run_dir / "projector_config.pbtxt").is_file()
+    assert "align/embeddings" in (run_dir / "projector_config.pbtxt").read_text()
+    assert {p.name for p in (run_dir / "figures").glob("*.png")} == {
+        "test_beam_offsets.png",
+        "test_beam_tracks.png",
+        "test_beam_topk.png",
+    }

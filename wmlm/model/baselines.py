@@ -22,7 +22,7 @@ from wmlm.heads.beam import NUM_BEAMS, beam_predictions
 from wmlm.metrics import beam_metrics
 from wmlm.modalities.beam import normalize_power
 from wmlm.model.augment import BatchAugmentation
-from wmlm.model.last_checkpoint import checkpoint_callbacks
+from wmlm.model.callbacks import model_callbacks
 
 
 def scores_around(center: Tensor, num_beams: int = NUM_BEAMS) -> Tensor:
@@ -56,17 +56,19 @@ class BeamBaseline(pl.LightningModule):
     def forward(self, batch: dict[str, Any]) -> Tensor:
         """Beam scores ``[B, F, 64]`` for a batch of windows."""
 
-    def _evaluate(self, batch: dict[str, Any], split: str) -> None:
+    def _evaluate(self, batch: dict[str, Any], split: str) -> dict[str, Tensor]:
+        """Log the split's metrics; returns ``{"beam": scores}`` for callbacks (``BeamFigures``)."""
         scores = self(batch)
         metrics = self.val_metrics if split == "val" else self.test_metrics
         metrics.update(scores, batch["target"]["beam"])
         self.log_dict(metrics, batch_size=len(batch["index"]))
+        return {"beam": scores}
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, "val")
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        return self._evaluate(batch, "val")
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        return self._evaluate(batch, "test")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         return {
@@ -76,7 +78,7 @@ class BeamBaseline(pl.LightningModule):
         }
 
     def configure_callbacks(self) -> list[Callback]:
-        return checkpoint_callbacks("val/beam/top1", "max")
+        return model_callbacks(self, "val/beam/top1", "max")
 
 
 class _NothingToTrain(BeamBaseline):

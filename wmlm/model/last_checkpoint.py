@@ -1,4 +1,4 @@
-"""The checkpoints of a run: the best by a metric, and ``LastCheckpoint``, the one ``last.ckpt`` (newest state).
+"""``LastCheckpoint``: the run's one ``checkpoints/last.ckpt``, always its newest state.
 
 Two ``ModelCheckpoint`` callbacks that both keep a "last" file make Lightning number them (``last.ckpt``,
 ``last-v1.ckpt``) in whichever order they first save, so ``last.ckpt`` was sometimes the end of stage 1 or
@@ -12,24 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 
 LAST_NAME = "last.ckpt"
-BEST_NAME = "best-epoch{epoch:02d}"
-
-
-def checkpoint_callbacks(monitor: str, mode: str, every_n_train_steps: int | None = None) -> list[Callback]:
-    """What every wmlm model (``WMLM`` and the baselines) returns from ``configure_callbacks``: the best
-    checkpoint by ``monitor`` (``mode`` ``min`` or ``max``) and the one ``last.ckpt``."""
-    best = ModelCheckpoint(
-        monitor=monitor,
-        mode=mode,
-        save_last=False,  # LastCheckpoint owns last.ckpt, so there is exactly one
-        filename=BEST_NAME,
-        auto_insert_metric_name=False,
-    )
-    return [best, LastCheckpoint(every_n_train_steps)]
 
 
 class LastCheckpoint(Callback):

@@ -19,8 +19,8 @@ from wmlm.modalities.base import Modality
 from wmlm.model.align import AnchorAlignment, alignment_pairs
 from wmlm.model.augment import BatchAugmentation
 from wmlm.model.backbone import CausalTransformer, get_preset
+from wmlm.model.callbacks import model_callbacks
 from wmlm.model.checkpoint import load_matching_weights
-from wmlm.model.last_checkpoint import checkpoint_callbacks
 from wmlm.model.resume import collect_rng_states, set_rng_states
 from wmlm.registry import get_head, get_modality
 
@@ -262,14 +262,16 @@ class WMLM(pl.LightningModule):
         self.log("train/loss", losses["loss"], prog_bar=True, batch_size=batch_size)
         return losses["loss"]
 
-    def _evaluate(self, batch: dict[str, Any], split: str, metrics: nn.ModuleDict) -> None:
+    def _evaluate(self, batch: dict[str, Any], split: str, metrics: nn.ModuleDict) -> dict[str, Tensor]:
+        """Log the split's losses and metrics; returns the heads' outputs (callbacks such as
+        ``BeamFigures`` read them instead of running the model again)."""
         batch_size = len(batch["index"])
         embeddings = self.embed(batch)
         if self.pairs and split == "val":
             align = self.alignment(embeddings, self._masks(batch, embeddings))
             self.log("val/align_loss", align["loss"], batch_size=batch_size)
         if not self.heads:
-            return
+            return {}
         outputs = self.heads_forward(embeddings, batch)
         losses = self._head_losses(outputs, batch)
         self.log_dict(
@@ -280,12 +282,13 @@ class WMLM(pl.LightningModule):
             preds, target = head.metric_inputs(outputs[name], batch)
             metrics[name].update(preds, target)
             self.log_dict(metrics[name], batch_size=batch_size)
+        return outputs
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, "val", self.val_metrics)
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        return self._evaluate(batch, "val", self.val_metrics)
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, "test", self.test_metrics)
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        return self._evaluate(batch, "test", self.test_metrics)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         outputs = self(batch)
@@ -358,7 +361,7 @@ class WMLM(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def configure_callbacks(self) -> list[Callback]:
-        return checkpoint_callbacks(self.monitor, self.monitor_mode, self.checkpoint_every_n_steps)
+        return model_callbacks(self, self.monitor, self.monitor_mode, self.checkpoint_every_n_steps)
 
     # ----------------------------------------------------------------------------------- resuming
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
