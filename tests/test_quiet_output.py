@@ -27,6 +27,8 @@ def test_a_quickstart_sized_run_is_quiet_and_draws_its_pictures(
             str(data_root),
             "--trainer.default_root_dir",
             str(tmp_path / "runs"),
+            "--test_baselines",
+            "[RepeatLastBeam, KinematicBaseline]",
         ]
     )
     out, err = capfd.readouterr()
@@ -36,6 +38,11 @@ def test_a_quickstart_sized_run_is_quiet_and_draws_its_pictures(
     for noise in ("Tip", "deprecated", "`max_epochs` was not set", "will override existing callbacks"):
         assert noise not in printed, (noise, printed)
     assert "test results of" in out and "top1" in out
+    # the baselines beside the model, on the same test windows
+    rows = [
+        line.split("│")[1].strip() for line in out.split("on the same windows")[1].splitlines() if "│" in line
+    ]
+    assert rows == ["wmlm", "RepeatLastBeam", "KinematicBaseline"]
     assert max(len(line) for line in out.splitlines() if "│" in line) <= 80
     # the pictures: beam figures and the aligned space's projector in TensorBoard, PNGs beside the test
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -17,12 +17,13 @@ from wmlm.cli_boundary import debug_requested, error_boundary, trust_flags
 from wmlm.cli_checkpoints import LAST, apply_checkpoint_config, plain, resolve_last
 from wmlm.cli_output import quiet_lightning
 from wmlm.deploy.export import export_command
+from wmlm.errors import ConfigError
 from wmlm.model.checkpoint_io import AtomicCheckpointIO
 from wmlm.model.logger import use_run_logger
 from wmlm.model.prediction_writer import PredictionWriter
 from wmlm.model_info import model_info_command
 from wmlm.plugins_cmd import plugins_command
-from wmlm.report import results_table
+from wmlm.report import comparison_table, results_table
 
 
 def data_command(argv: list[str]) -> int:
@@ -54,6 +55,13 @@ class WMLMCLI(LightningCLI):
             type=bool,
             default=True,
             help="after fit, test the best checkpoint on the data's test split and print the table",
+        )
+        parser.add_argument(
+            "--test_baselines",
+            type=list[str],
+            default=[],
+            help="after fit, also test these untrained baselines of wmlm.model.baselines (e.g. RepeatLastBeam, "
+            "KinematicBaseline) on the same test windows and print them beside the model",
         )
         parser.add_argument(
             "--predictions_dir",
@@ -114,10 +122,48 @@ class WMLMCLI(LightningCLI):
         checkpoint = self.trainer.checkpoint_callback
         ckpt_path = getattr(checkpoint, "best_model_path", "") or None
         results = self.trainer.test(self.model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
-        if results and self.trainer.is_global_zero:
-            # the path on a line of its own: a table title would wrap it mid-word on an 80-column terminal
-            print(f"test results of {ckpt_path or 'the final weights'}:")
-            Console().print(results_table(results[0], "test"))
+        if not results or not self.trainer.is_global_zero:
+            return
+        # the path on a line of its own: a table title would wrap it mid-word on an 80-column terminal
+        print(f"test results of {ckpt_path or 'the final weights'}:")
+        Console().print(results_table(results[0], "test"))
+        names = self.config[self.subcommand].get("test_baselines") or []
+        if names:
+            compared = {"wmlm": results[0]} | evaluate_baselines(names, datamodule, self.model, self.trainer)
+            Console().print(comparison_table(compared))
+
+
+def evaluate_baselines(
+    names: list[str], datamodule: LightningDataModule, model: LightningModule, trainer: Trainer
+) -> dict[str, dict[str, float]]:
+    """Test metrics of untrained baselines (``wmlm.model.baselines``) on the datamodule's test windows.
+
+    Each runs in a trainer of its own without a logger, so the model's run folder keeps only its own
+    logs; their figures go to ``<run>/figures/<baseline>``.
+    """
+    from wmlm.model import baselines
+    from wmlm.model.figures_callback import BeamFigures
+
+    results = {}
+    for name in names:
+        cls = getattr(baselines, name, None)
+        if not (isinstance(cls, type) and issubclass(cls, baselines.BeamBaseline)):
+            raise ConfigError(f"test_baselines: {name!r} is not a baseline of wmlm.model.baselines")
+        baseline = cls(future=getattr(model, "future", 3))
+        figures = BeamFigures(png_dir=Path(trainer.log_dir or trainer.default_root_dir) / "figures" / name)
+        tester = Trainer(
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            callbacks=[figures],
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=trainer.default_root_dir,
+        )
+        results[name] = {
+            k: float(v) for k, v in tester.test(baseline, datamodule=datamodule, verbose=False)[0].items()
+        }
+    return results
 
 
 def run(args: list[str] | None = None, exit_on_error: bool = True) -> WMLMCLI:
