@@ -60,5 +60,8 @@ def quiet_lightning() -> None:
         warnings.filterwarnings("ignore", message=r"(?s).*deprecated", module=module)
     # LightningCLI calls jsonargparse's dump with an option jsonargparse deprecated (reported from its caller)
     warnings.filterwarnings("ignore", message=r"(?s).*skip_none parameter was deprecated")
+    # main([...]) from Python (tests, notebooks) is the documented way in; the command line of the hosting
+    # process (pytest's, Jupyter's) is not meant for wmlm
+    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
     # Lightning says this as a warning, not a log record
     warnings.filterwarnings("ignore", message=r"`max_epochs` was not set")
