@@ -45,8 +45,9 @@ def test_shift_moves_everything_by_one_offset_and_stays_on_the_codebook() -> Non
 
 def test_centred_frame_makes_the_model_shift_equivariant() -> None:
     """With frame=last_beam and a relative head, shifting a window along the codebook shifts the prediction."""
+    from wmlm.beams import centre_on_beam
     from wmlm.heads.beam import BeamHead
-    from wmlm.modalities.beam import BeamModality, centre_on_beam
+    from wmlm.modalities.beam import BeamModality
 
     values = torch.arange(1, 7, dtype=torch.float32).reshape(1, 2, 3)  # N = 3 beams
     centred = centre_on_beam(values, torch.tensor([2]), fill=0.0)

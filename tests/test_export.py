@@ -24,11 +24,11 @@ import torch
 from conftest import write_scenario
 
 from wmlm import WMLM
+from wmlm.beams import beam_predictions
 from wmlm.cli import main, run
 from wmlm.deploy import spec
 from wmlm.deploy.export import ATOL, RTOL
 from wmlm.deploy.predictor import Predictor, PredictorInputError, top_k_beams
-from wmlm.heads.beam import beam_predictions
 
 CONF = Path(__file__).parent / "conf"
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"

@@ -13,10 +13,11 @@ from torch import Tensor
 
 import wmlm.cli
 from wmlm import registry
+from wmlm.beams import power_to_relative, relative_to_power
 from wmlm.heads.base import TaskHead
 from wmlm.heads.blockage import BlockageHead
 from wmlm.heads.position import PositionHead
-from wmlm.heads.power import PowerHead, power_to_relative, reference_peak, relative_to_power
+from wmlm.heads.power import PowerHead, reference_peak
 from wmlm.metrics_regression import MeanDistance, NormalizedBeamPower, PowerNMSEdB
 
 HIDDEN, PAST, FUTURE, BATCH = 16, 3, 2, 8

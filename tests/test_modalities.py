@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from wmlm.modalities.beam import BeamModality, normalize_power
+from wmlm.beams import normalize_power
+from wmlm.modalities.beam import BeamModality
 from wmlm.modalities.gps import GpsModality
 
 

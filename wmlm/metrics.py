@@ -12,15 +12,22 @@ from torchmetrics import Metric, MetricCollection
 TOP_KS = (1, 2, 3, 5)
 
 
-def _select_step(preds: Tensor, target: Tensor, step: int | None) -> tuple[Tensor, Tensor]:
-    """Flatten ``[B, F, C]``/``[B, F]`` to ``[N, C]``/``[N]``, keeping only future step ``step`` if given."""
-    if preds.dim() != 3 or target.shape != preds.shape[:2]:
-        raise ValueError(
-            f"expected preds [B, F, C] and target [B, F], got {list(preds.shape)} and {list(target.shape)}"
-        )
+def select_step(
+    preds: Tensor, target: Tensor, step: int | None, vector_target: bool = False
+) -> tuple[Tensor, Tensor]:
+    """Flatten ``[B, F, C]`` predictions and their targets over samples, keeping only future step ``step``.
+
+    ``target`` is ``[B, F]`` (one class per step: beam indices) or, with ``vector_target``, ``[B, F, C]``
+    like ``preds`` (power vectors, positions). Returns ``([N, C], [N])`` or ``([N, C], [N, C])`` with
+    ``N = B`` when ``step`` is given, else ``N = B * F``.
+    """
+    expected = preds.shape if vector_target else preds.shape[:2]
+    if preds.dim() != 3 or target.shape != expected:
+        wanted = "[B, F, C] and target [B, F, C]" if vector_target else "[B, F, C] and target [B, F]"
+        raise ValueError(f"expected preds {wanted}, got {list(preds.shape)} and {list(target.shape)}")
     if step is not None:
         return preds[:, step], target[:, step]
-    return preds.reshape(-1, preds.shape[-1]), target.reshape(-1)
+    return preds.reshape(-1, preds.shape[-1]), target.reshape(-1, *target.shape[2:])
 
 
 class BeamTopK(Metric):
@@ -42,7 +49,7 @@ class BeamTopK(Metric):
         self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
 
     def update(self, preds: Tensor, target: Tensor) -> None:
-        scores, labels = _select_step(preds, target, self.step)
+        scores, labels = select_step(preds, target, self.step)
         top = scores.topk(min(self.k, scores.shape[-1]), dim=-1).indices
         self.hits += (top == labels[:, None]).any(dim=-1).sum()
         self.total += labels.numel()
@@ -75,7 +82,7 @@ class DistanceBasedAccuracy(Metric):
         self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
 
     def update(self, preds: Tensor, target: Tensor) -> None:
-        scores, labels = _select_step(preds, target, self.step)
+        scores, labels = select_step(preds, target, self.step)
         ranked = scores.topk(self.max_k, dim=-1).indices  # [N, max_k]
         error = ((ranked - labels[:, None]).abs().float() / self.delta).clamp(max=1.0)
         best_so_far = error.cummin(dim=-1).values  # min over m <= k, for each k

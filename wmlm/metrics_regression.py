@@ -13,19 +13,10 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric, MetricCollection
 
+from wmlm.metrics import select_step
+
 # below this, a truth vector counts as all-zero power and its NMSE denominator is clamped
 _EPS = 1e-12
-
-
-def _select_vectors(preds: Tensor, target: Tensor, step: int | None) -> tuple[Tensor, Tensor]:
-    """``[B, F, C]`` pairs flattened to ``[N, C]``, keeping only future step ``step`` if given."""
-    if preds.dim() != 3 or preds.shape != target.shape:
-        raise ValueError(
-            f"expected preds and target both [B, F, C], got {list(preds.shape)} and {list(target.shape)}"
-        )
-    if step is not None:
-        return preds[:, step], target[:, step]
-    return preds.reshape(-1, preds.shape[-1]), target.reshape(-1, target.shape[-1])
 
 
 class _StepMeanMetric(Metric):
@@ -45,7 +36,7 @@ class _StepMeanMetric(Metric):
         """``[N]`` score of each predicted vector ``[N, C]`` against its truth ``[N, C]``."""
 
     def update(self, preds: Tensor, target: Tensor) -> None:
-        vectors, truth = _select_vectors(preds, target, self.step)
+        vectors, truth = select_step(preds, target, self.step, vector_target=True)
         # float64 sums: NMSE ratios span many orders of magnitude and validation sets can be long
         self.score_sum += self.score(vectors.double(), truth.double()).sum()
         self.total += truth.shape[0]

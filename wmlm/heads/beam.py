@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import MetricCollection
 
+from wmlm.beams import NUM_BEAMS, beam_predictions, last_best_beam, uncentre_scores
 from wmlm.heads.base import TaskHead, output_projection
 from wmlm.hookspecs import hookimpl
 from wmlm.metrics import beam_metrics
-from wmlm.modalities.beam import last_best_beam
-
-NUM_BEAMS = 64
 
 
 class BeamHead(TaskHead):
@@ -66,10 +63,7 @@ class BeamHead(TaskHead):
             return scores
         if self.relative_to not in batch:
             raise KeyError(f"beam head: relative_to={self.relative_to!r} is not a modality of this batch")
-        # absolute beam b is offset b - centre, stored at index b - centre + num_beams - 1
-        centre = last_best_beam(batch[self.relative_to])  # [B]
-        index = torch.arange(self.num_beams, device=scores.device) - centre[:, None] + self.num_beams - 1
-        return scores.gather(-1, index[:, None, :].expand(-1, self.future_steps, -1))
+        return uncentre_scores(scores, last_best_beam(batch[self.relative_to]), self.num_beams)
 
     def loss(self, outputs: Tensor, batch: dict[str, Any]) -> Tensor:
         target = batch["target"]["beam"]
@@ -82,12 +76,6 @@ class BeamHead(TaskHead):
 
     def predictions(self, outputs: Tensor) -> dict[str, Tensor]:
         return beam_predictions(outputs)
-
-
-def beam_predictions(scores: Tensor) -> dict[str, Tensor]:
-    """Top-3 beams per future step, 1-based as in the DeepSense files: ``{"top-k beam": [B, F]}``."""
-    ranked = scores.topk(3, dim=-1).indices + 1
-    return {f"top-{k + 1} beam": ranked[..., k] for k in range(3)}
 
 
 @hookimpl

@@ -1,49 +1,32 @@
 """Built-in ``power`` head: forecast the 64-beam received-power vectors of the next F steps.
 
 The head predicts in a normalised dB space anchored at the window's last measurement, not in linear
-power: see ``power_to_relative``. Metrics are computed on linear power, after mapping back.
+power: see ``wmlm.beams.power_to_relative``, with the window's last measured peak as the reference
+(``reference_peak``). Metrics are computed on linear power, after mapping back.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
+from wmlm.beams import MIN_POWER, NUM_BEAMS, power_to_relative, relative_to_power
 from wmlm.errors import ConfigError
 from wmlm.heads.base import TaskHead, output_projection
 from wmlm.hookspecs import hookimpl
 from wmlm.metrics_regression import power_metrics
 
-NUM_BEAMS = 64
-_MIN_POWER = 1e-12  # linear; keeps log10 finite for all-zero vectors
-
 
 def reference_peak(power_linear: Tensor) -> Tensor:
-    """``[B, 1, 1]`` strongest linear power of each window's last past step, from ``[B, P, beams]``."""
-    return power_linear[:, -1].amax(dim=-1).clamp_min(_MIN_POWER)[:, None, None]
+    """``[B, 1, 1]`` strongest linear power of each window's last past step, from ``[B, P, beams]``.
 
-
-def power_to_relative(power_linear: Tensor, peak_linear: Tensor, floor_db: float) -> Tensor:
-    """Linear power ``[B, T, beams]`` to the head's space ``y = 1 + max(10 log10(p / peak), floor) / |floor|``.
-
-    ``peak_linear`` is ``[B, 1, 1]`` (see ``reference_peak``). ``y = 1`` is the reference peak, ``y = 0`` is
-    ``|floor_db|`` dB below it (everything weaker is clipped there, as in the beam modality's
-    ``normalize_power``), and ``y > 1`` is stronger than the reference. With the reference of the inputs'
-    last step, the normalisation removes the site's absolute power level (orders of magnitude between
-    sites) but keeps how the level changes over the future steps (fading, blockage).
+    As the reference of ``power_to_relative``, it removes the site's absolute power level (orders of
+    magnitude between sites) but keeps how the level changes over the future steps (fading, blockage).
     """
-    ratio = (power_linear / peak_linear).clamp_min(10.0 ** (floor_db / 10.0))
-    return 1.0 + 10.0 * torch.log10(ratio) / abs(floor_db)
-
-
-def relative_to_power(relative: Tensor, peak_linear: Tensor, floor_db: float) -> Tensor:
-    """Inverse of ``power_to_relative``: linear power ``[B, T, beams]``; values below the floor sit on it."""
-    ratio_db = (relative.clamp_min(0.0) - 1.0) * abs(floor_db)
-    return peak_linear * 10.0 ** (ratio_db / 10.0)
+    return power_linear[:, -1].amax(dim=-1).clamp_min(MIN_POWER)[:, None, None]
 
 
 class PowerHead(TaskHead):

@@ -4,30 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
 from torch import Tensor, nn
 
+from wmlm.beams import NUM_BEAMS, centre_on_beam, last_best_beam, normalize_power
 from wmlm.errors import ConfigError
 from wmlm.hookspecs import hookimpl
 from wmlm.modalities.base import Modality, StepMLP
-
-NUM_BEAMS = 64
-
-
-def normalize_power(power_linear: Tensor, mode: Literal["db", "max"], floor_db: float) -> Tensor:
-    """Per-sample normalisation of linear beam power ``[..., beams]`` into ``[0, 1]``.
-
-    ``max`` divides by the strongest beam. ``db`` takes ``10*log10(p / max p)``, clips it at ``floor_db``
-    and maps ``[floor_db, 0] dB`` to ``[0, 1]``. Both remove the absolute power level, which differs by
-    two orders of magnitude between sites (transmit power, distance, hardware), so the encoder only sees
-    the shape of the beam pattern, which is what carries the vehicle's angle.
-    """
-    peak = power_linear.amax(dim=-1, keepdim=True).clamp_min(1e-12)
-    ratio = (power_linear / peak).clamp_min(0.0)
-    if mode == "max":
-        return ratio
-    ratio_db = 10.0 * torch.log10(ratio.clamp_min(10.0 ** (floor_db / 10.0)))
-    return 1.0 - ratio_db / floor_db
 
 
 class BeamConvEncoder(nn.Module):
@@ -55,24 +37,6 @@ class BeamConvEncoder(nn.Module):
         return self.proj(features.reshape(batch, steps, -1))
 
 
-def last_best_beam(power: Tensor) -> Tensor:
-    """``[B]`` strongest beam of each window's last step, from power ``[B, P, beams]``."""
-    return power[:, -1].argmax(dim=-1)
-
-
-def centre_on_beam(values: Tensor, centre: Tensor, fill: float = 0.0) -> Tensor:
-    """Re-index the beam axis around ``centre``: ``[B, P, N] -> [B, P, 2N - 1]``.
-
-    Output index ``k`` holds beam ``centre + k - (N - 1)``, so the centre beam always sits at ``N - 1``
-    and every beam of the codebook stays representable; positions off the codebook get ``fill``.
-    """
-    batch, steps, num_beams = values.shape
-    source = torch.arange(2 * num_beams - 1, device=values.device) + centre[:, None] - (num_beams - 1)
-    inside = (source >= 0) & (source < num_beams)  # [B, 2N-1]
-    index = source.clamp(0, num_beams - 1)[:, None, :].expand(batch, steps, -1)
-    return torch.where(inside[:, None, :], values.gather(-1, index), torch.full_like(values[..., :1], fill))
-
-
 class NormalizedPowerEncoder(nn.Module):
     """Normalises linear power per sample, optionally centres each window on its last best beam, encodes."""
 
@@ -96,7 +60,7 @@ class BeamModality(Modality):
     """Beam power: ``[B, P, 64]`` linear received power, index ``i`` = beam ``i + 1`` of the codebook.
 
     Args:
-        normalization: ``db`` (default) or ``max``; see ``normalize_power``.
+        normalization: ``db`` (default) or ``max``; see ``wmlm.beams.normalize_power``.
         floor_db: lowest relative power kept by ``db`` normalisation, in dB below the peak.
         encoder: ``conv`` (default; shared filters along the beam axis) or ``mlp`` (per-step MLP).
         frame: ``absolute`` (beam indices as measured) or ``last_beam``: every window is re-indexed around

@@ -18,9 +18,8 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
-from wmlm.heads.beam import NUM_BEAMS, beam_predictions
+from wmlm.beams import NUM_BEAMS, beam_predictions, best_beams, last_best_beam, normalize_power
 from wmlm.metrics import beam_metrics
-from wmlm.modalities.beam import normalize_power
 from wmlm.model.augment import BatchAugmentation
 from wmlm.model.callbacks import model_callbacks
 
@@ -91,16 +90,11 @@ class _NothingToTrain(BeamBaseline):
         return None
 
 
-def best_beams(power_linear: Tensor) -> Tensor:
-    """``[B, P]`` index of the strongest beam at each past step."""
-    return power_linear.argmax(dim=-1)
-
-
 class RepeatLastBeam(_NothingToTrain):
     """Predicts the last observed best beam for every future step (top-k: its nearest neighbours)."""
 
     def forward(self, batch: dict[str, Any]) -> Tensor:
-        last = best_beams(batch["beam"])[:, -1]
+        last = last_best_beam(batch["beam"])
         return scores_around(last[:, None].expand(-1, self.future))
 
 

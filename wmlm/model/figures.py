@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from wmlm.heads.beam import NUM_BEAMS  # the codebook size's home until wmlm.beams exists
+from wmlm.beams import NUM_BEAMS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 
+from wmlm.beams import last_best_beam
 from wmlm.heads.beam import BeamHead
 from wmlm.model.figures import beam_figures, figure_to_image, pass_ids_from_index, write_beam_figures
 
@@ -307,7 +308,7 @@ def _last_step_embeddings(model: nn.Module, batch: dict[str, Any], take: int) ->
     }
     power = batch.get("beam")
     if isinstance(power, Tensor) and power.dim() == 3:
-        best = power[:take, -1].argmax(dim=-1)
+        best = last_best_beam(power[:take])
     else:
         best = batch["target"]["beam"][:take, 0]
     out["best_beam"] = best.cpu().numpy() + 1

@@ -26,6 +26,7 @@ except ModuleNotFoundError:  # a plain checkout: import the package from the sou
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wmlm import registry
+from wmlm.beams import NUM_BEAMS
 
 import wmlm_csi.plugin
 
@@ -51,7 +52,6 @@ def csi_plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         registry.reset()
 
 
-NUM_BEAMS = 64
 CSI_DIR = Path("unit1") / "csi_data"
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from wmlm.beams import NUM_BEAMS
 from wmlm.data.sim.geometry import Scenery, segment_box_interval
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ CARRIER_HZ = 60e9
 SPEED_OF_LIGHT_MPS = 299_792_458.0
 WAVELENGTH_M = SPEED_OF_LIGHT_MPS / CARRIER_HZ
 NUM_ELEMENTS = 16  # half-wavelength spacing
-NUM_BEAMS = 64
 CODEBOOK_HALF_WIDTH_DEG = 50.0
 # beam b (1-based) steers to BEAM_SINES[b - 1], uniform in the sine of the angle off broadside: with a ULA
 # the beam pattern depends on the sine difference only, so the nearest beam in sine is the strongest one
