@@ -274,7 +274,19 @@ def test_data_past_equal_to_the_model_is_fine(data_root, tmp_path, capsys) -> No
 def test_single_pass_scenario_names_the_empty_split(make_scenario, tmp_path, capsys) -> None:
     folder, _ = make_scenario("scenario7", sequence_lengths=(30,))
     err = fails(fit_args(folder.parent, tmp_path / "runs"), capsys)
-    assert "scenario7" in err and "val split" in err
+    assert "scenario7" in err and "test split" in err and "'scenario7': 1" in err
+    assert not list((tmp_path / "runs").rglob("*.ckpt"))  # refused before training
+
+
+def test_too_few_passes_for_validation_is_one_warning(make_scenario, caplog) -> None:
+    folder, _ = make_scenario(sequence_lengths=(14, 12, 16))
+    with caplog.at_level(logging.WARNING):
+        dm = DeepSenseDataModule(
+            folder.parent, inputs=INPUTS, targets=TARGETS, val_fraction=0.1, past=3, future=1
+        )
+        dm.setup()
+    assert len(dm.datasets["val"]) == 0 and len(dm.datasets["test"]) > 0
+    assert sum("val split has no window" in r.getMessage() for r in caplog.records) == 1
 
 
 # ------------------------------------------------------------------------------- folders (case 7, 8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -24,6 +25,7 @@ from wmlm.data.windows import (
 )
 from wmlm.errors import ConfigError
 
+log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 DEFAULT_PAST, DEFAULT_FUTURE = 5, 3  # window lengths for a model that states none
 
@@ -186,6 +188,7 @@ class DeepSenseDataModule(pl.LightningDataModule):
             self.datasets[split] = WindowDataset(
                 scenarios, starts[split], inputs, targets, self.past, self.future
             )
+        self._check_splits()
 
     def arrays_cache_dir(self) -> Path | None:
         """Folder of the parsed-array cache, or None when ``cache`` is off."""
@@ -299,29 +302,27 @@ class DeepSenseDataModule(pl.LightningDataModule):
             self._train_loader.load_state_dict(self._pending_loader_state)
             self._pending_loader_state = None
 
-    def _check_not_empty(self, split: str) -> None:
-        """An asked-for split without windows is an error naming the scenarios and their passes.
-
-        Lightning would otherwise skip validation or testing and exit 0 without a table.
-        """
-        if split == "val" and self.val_fraction == 0:
-            return  # no validation asked for
-        if len(self.datasets[split]) == 0:
-            raise DataError(
-                f"data: the {split} split has no window of {self.past}+{self.future} samples inside one "
-                f"vehicle pass; vehicle passes (seq_index) per scenario in {self.root}: {self._passes} "
+    def _check_splits(self) -> None:
+        """An asked-for test split without windows is an error naming the scenarios and their passes (Lightning
+        would skip testing and exit 0 without a table); an empty validation split is one warning."""
+        asked = {"val": self.val_fraction > 0, "test": self.split == "scenario" or self.test_fraction > 0}
+        for split in ("test", "val"):
+            if not asked[split] or len(self.datasets[split]):
+                continue
+            problem = (
+                f"data: the {split} split has no window of {self.past}+{self.future} samples inside one vehicle "
+                f"pass; vehicle passes (seq_index) per scenario in {self.root}: {self._passes} "
                 f"(val_fraction={self.val_fraction}, test_fraction={self.test_fraction}, split={self.split!r})"
-                "; a split needs whole passes: add passes or scenarios"
             )
+            if split == "test":
+                raise DataError(f"{problem}; a split needs whole passes: add passes or scenarios")
+            log.warning("%s; validation is skipped", problem)
 
     def val_dataloader(self) -> DataLoader:
-        self._check_not_empty("val")
         return self._loader("val", shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        self._check_not_empty("test")
         return self._loader("test", shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
-        self._check_not_empty(self.predict_split)
         return self._loader(self.predict_split, shuffle=False)
