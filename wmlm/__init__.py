@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from wmlm.hookspecs import hookimpl
+from wmlm.version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["DeepSenseDataModule", "FieldReader", "Modality", "TaskHead", "WMLM", "__version__", "hookimpl"]
 
 _LAZY = {

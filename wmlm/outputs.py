@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from wmlm.errors import OutputError
+from wmlm.version import __version__
 
 MARKER_FILE = ".wmlm-output.json"
 PARTIAL_SUFFIX = ".partial"  # what a killed atomic write leaves behind: ``.<name>.<random>.partial``
@@ -88,9 +89,7 @@ def staging_dir(folder: Path) -> Path:
 
 
 def wmlm_version() -> str:
-    """``wmlm.__version__``, imported late: this module sits below the package's ``__init__``."""
-    from wmlm import __version__
-
+    """``wmlm.__version__`` (from ``wmlm.version``: this module sits below the package's ``__init__``)."""
     return __version__
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from wmlm import hookspecs
+from wmlm.version import __version__
 
 if TYPE_CHECKING:
     from wmlm.data.readers import FieldReader
@@ -89,16 +90,10 @@ def plugin_manager() -> pluggy.PluginManager:
     return _pm
 
 
-def _builtin_version() -> str:
-    from wmlm import __version__
-
-    return __version__
-
-
 def _register_builtins(pm: pluggy.PluginManager) -> None:
     for module_name in DEFAULT_PLUGINS:
         pm.register(importlib.import_module(module_name), name=module_name)
-        _meta[module_name] = ("wmlm", _builtin_version(), "", "")
+        _meta[module_name] = ("wmlm", __version__, "", "")
 
 
 def _allowed_entry_points() -> set[str] | None:

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from wmlm import __version__
 from wmlm.deploy import spec
 from wmlm.heads.beam import BeamHead
 from wmlm.model.wmlm import WMLM
+from wmlm.version import __version__
 
 
 def _first_paragraph(obj: object) -> str:

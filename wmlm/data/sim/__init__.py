@@ -6,7 +6,8 @@ DeepSense 6G layout (numpy only, seeded and deterministic).
 if asked; ``wmlm data synth`` does both from the command line.
 """
 
-from wmlm.data.sim.scenario import PRESETS, ScenarioPreset, SimulatedScenario, simulate_scenario
+from wmlm.data.sim.preset import PRESETS, ScenarioPreset
+from wmlm.data.sim.scenario import SimulatedScenario, simulate_scenario
 from wmlm.data.sim.writer import SENSORS, write_scenario_folder
 
 __all__ = [

@@ -47,6 +47,7 @@ from wmlm.data.sim.materials import (
     vehicle_colours,
     vehicle_surface,
 )
+from wmlm.data.sim.preset import ScenarioPreset
 from wmlm.data.sim.raycast import (
     cast_boxes,
     cast_ground,
@@ -56,7 +57,7 @@ from wmlm.data.sim.raycast import (
     pole_boxes,
     vehicle_boxes,
 )
-from wmlm.data.sim.scenario import ScenarioPreset, SimulatedScenario
+from wmlm.data.sim.scenario import SimulatedScenario
 
 SUN_AZIMUTH_DEG, SUN_ELEVATION_DEG = 200.0, 50.0  # clockwise from north; early afternoon, mid latitudes
 NOISE_STREAM = 7302  # random stream of the sensor noise

@@ -12,15 +12,12 @@ adds receiver noise.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from wmlm.beams import NUM_BEAMS
 from wmlm.data.sim.geometry import Scenery, segment_box_interval
-
-if TYPE_CHECKING:
-    from wmlm.data.sim.scenario import ScenarioPreset
+from wmlm.data.sim.preset import ScenarioPreset
 
 CARRIER_HZ = 60e9
 SPEED_OF_LIGHT_MPS = 299_792_458.0

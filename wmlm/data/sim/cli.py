@@ -10,7 +10,8 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from wmlm.data.sim.scenario import PRESETS, simulate_scenario
+from wmlm.data.sim.preset import PRESETS
+from wmlm.data.sim.scenario import simulate_scenario
 from wmlm.data.sim.writer import SENSORS, check_output_folder, check_sensors, write_scenario_folder
 from wmlm.errors import ConfigError
 

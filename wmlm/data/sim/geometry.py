@@ -13,40 +13,11 @@ Vehicle boxes in the local frame are ``(centre x, centre y, length, width, heigh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from wmlm.data.readers import EARTH_RADIUS_M
-
-if TYPE_CHECKING:
-    from wmlm.data.sim.scenario import ScenarioPreset
-
-
-@dataclass(frozen=True)
-class Wall:
-    """A building facade: a vertical plane ``y = y_m`` of the local frame, parallel to the road.
-
-    Attributes:
-        y_m: distance of the plane from the BS across the road (negative: behind the BS).
-        x_min_m, x_max_m: extent along the road; gaps between buildings are separate walls.
-        height_m: top of the facade above the ground.
-        loss_db: specular reflection loss at 60 GHz (concrete and glass: about 5-12 dB).
-    """
-
-    y_m: float
-    x_min_m: float = -150.0
-    x_max_m: float = 150.0
-    height_m: float = 20.0
-    loss_db: float = 8.0
-
-    def __post_init__(self) -> None:
-        if not self.x_min_m < self.x_max_m:
-            raise ValueError(f"Wall: x_min_m must be below x_max_m, got {self.x_min_m} >= {self.x_max_m}")
-        if not self.height_m > 0:
-            raise ValueError(f"Wall: height_m must be positive, got {self.height_m}")
-        if not self.loss_db >= 0:
-            raise ValueError(f"Wall: loss_db must be non-negative, got {self.loss_db}")
+from wmlm.data.sim.preset import ScenarioPreset
 
 
 @dataclass(frozen=True, eq=False)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from wmlm.data.sim.preset import ScenarioPreset
 from wmlm.data.sim.raycast import FACE_BACK, FACE_FRONT, FACE_LEFT, FACE_RIGHT
-from wmlm.data.sim.scenario import ScenarioPreset
 
 COLOUR_STREAM = 7301  # random stream of vehicle and facade colours
 # (RGB, weight): the colours cars are sold in, and those of trucks and buses

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wmlm.data.sim.geometry import Scenery, Wall, boxes_enu_to_local
+from wmlm.data.sim.geometry import Scenery, boxes_enu_to_local
+from wmlm.data.sim.preset import Wall
 from wmlm.data.sim.scenario import SimulatedScenario
 
 FACE_FRONT, FACE_BACK, FACE_LEFT, FACE_RIGHT, FACE_ROOF, FACE_FLOOR = range(6)

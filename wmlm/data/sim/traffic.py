@@ -11,14 +11,11 @@ All quantities are in the local street frame (see ``geometry``); times start at 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from wmlm.data.sim.scenario import ScenarioPreset
+from wmlm.data.sim.preset import CLASS_NAMES, ScenarioPreset
 
-CLASS_NAMES = ("car", "van", "truck", "bus")
 # per class: (min, max) of length, width and height in metres
 CLASS_SIZES_M = np.array(
     [
