@@ -20,16 +20,8 @@ from wmlm.modalities.beam import BeamModality
 from wmlm.modalities.gps import GpsModality
 from wmlm.registry import UnknownNameError
 
-BUILTIN_PLUGINS = (
-    "wmlm.modalities.beam",
-    "wmlm.modalities.gps",
-    "wmlm.modalities.image",
-    "wmlm.heads.beam",
-    "wmlm.heads.power",
-    "wmlm.heads.position",
-    "wmlm.heads.blockage",
-    "wmlm.data.readers",
-)
+BUILTIN = "wmlm.builtins"  # the one built-in plugin module: every built-in @hookimpl
+BUILTIN_PLUGINS = (BUILTIN,)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -103,11 +95,40 @@ def test_builtin_records():
         assert records[name].status == "ok", records[name]
         assert records[name].distribution == "wmlm"
         assert records[name].version == wmlm.__version__
-    assert records["wmlm.modalities.beam"].registered["modality"] == ["beam"]
-    assert records["wmlm.heads.beam"].registered["head"] == ["beam"]
-    for head in ("power", "position", "blockage"):
-        assert records[f"wmlm.heads.{head}"].registered["head"] == [head]
-    assert {"beam_power", "beam_label", "position"} <= set(records["wmlm.data.readers"].registered["reader"])
+    registered = records[BUILTIN].registered
+    assert registered["modality"] == ["beam", "gps", "image"]
+    assert registered["head"] == ["beam", "power", "position", "blockage"]
+    assert registered["reader"] == [
+        "beam_power",
+        "beam_label",
+        "position",
+        "position_cal",
+        "blockage",
+        "image",
+    ]
+
+
+def test_builtin_hookimpls_live_in_one_module():
+    """Only ``wmlm.builtins`` implements hooks; the modules it imports from define classes only."""
+    import importlib
+
+    import wmlm.builtins
+
+    assert registry.DEFAULT_PLUGINS == (BUILTIN,)
+    assert all(hasattr(wmlm.builtins, hook) for hook in registry.HOOK_KINDS)
+    for name in (
+        "modalities.beam",
+        "modalities.gps",
+        "modalities.image",
+        "heads.beam",
+        "heads.power",
+        "heads.position",
+        "heads.blockage",
+    ):
+        module = importlib.import_module(f"wmlm.{name}")
+        assert not [h for h in registry.HOOK_KINDS if hasattr(module, h)], f"wmlm.{name} implements a hook"
+    # wmlm.data.readers may still carry its old hookimpl until it is deleted there; it is no plugin module
+    assert "wmlm.data.readers" not in {r.name for r in registry.load_plugins().records}
 
 
 def test_load_plugins_is_idempotent():
@@ -240,7 +261,7 @@ def test_duplicate_name_keeps_the_builtin():
         with pytest.warns(UserWarning, match="already registered"):
             reg = registry.load_plugins()
         assert reg.modalities["beam"] is BeamModality
-        assert _record("wmlm.modalities.beam").status == "ok"
+        assert _record(BUILTIN).status == "ok"
         record = _record("dup-plugin")
         assert record.status == "failed"
         assert "duplicate" in record.error
@@ -383,7 +404,9 @@ def test_env_allows_only_named_entry_points(fake_entry_points, monkeypatch, allo
 def test_env_naming_no_installed_plugin_warns_with_what_is_installed(fake_entry_points, monkeypatch):
     monkeypatch.setenv(registry.ENV_LOAD_PLUGINS, "lidar;csi")  # semicolons: one name that matches nothing
     registry.reset()
-    with pytest.warns(UserWarning, match=r"names lidar;csi, which no installed .*installed: good \(wmlm-good\)"):
+    with pytest.warns(
+        UserWarning, match=r"names lidar;csi, which no installed .*installed: good \(wmlm-good\)"
+    ):
         registry.load_plugins()
     assert fake_entry_points["good"].calls == 0
 
@@ -438,9 +461,9 @@ def test_cli_plugins_json(capsys):
     for entry in listing:
         assert set(entry["registered"]) == {"modality", "head", "reader"}
         assert entry["status"] in ("ok", "failed")
-    assert by_name["wmlm.modalities.gps"]["registered"]["modality"] == ["gps"]
-    assert by_name["wmlm.heads.beam"]["registered"]["head"] == ["beam"]
-    assert "beam_power" in by_name["wmlm.data.readers"]["registered"]["reader"]
+    assert "gps" in by_name[BUILTIN]["registered"]["modality"]
+    assert "beam" in by_name[BUILTIN]["registered"]["head"]
+    assert "beam_power" in by_name[BUILTIN]["registered"]["reader"]
 
 
 def test_cli_plugins_table(capsys, monkeypatch):
@@ -449,7 +472,7 @@ def test_cli_plugins_table(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "300")  # rich would truncate cells to the terminal width
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
-    assert "wmlm.modalities.beam" in out
+    assert BUILTIN in out
     assert "beam_power" in out
 
 

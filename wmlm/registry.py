@@ -27,16 +27,8 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP = "wmlm"
 ENV_LOAD_PLUGINS = "WMLM_LOAD_PLUGINS"
-DEFAULT_PLUGINS: tuple[str, ...] = (
-    "wmlm.modalities.beam",
-    "wmlm.modalities.gps",
-    "wmlm.modalities.image",
-    "wmlm.heads.beam",
-    "wmlm.heads.power",
-    "wmlm.heads.position",
-    "wmlm.heads.blockage",
-    "wmlm.data.readers",
-)
+# the built-in plugin modules: every built-in @hookimpl lives in wmlm.builtins
+DEFAULT_PLUGINS: tuple[str, ...] = ("wmlm.builtins",)
 HOOK_KINDS: dict[str, str] = {
     "wmlm_register_modalities": "modality",
     "wmlm_register_heads": "head",

@@ -1,4 +1,4 @@
-"""Built-in task heads; each registers itself through the ``wmlm_register_heads`` hook."""
+"""Built-in task heads; ``wmlm.builtins`` registers them through the ``wmlm_register_heads`` hook."""
 
 from wmlm.heads.base import TaskHead
 from wmlm.heads.beam import BeamHead

@@ -10,7 +10,6 @@ from torchmetrics import MetricCollection
 
 from wmlm.beams import NUM_BEAMS, beam_predictions, last_best_beam, uncentre_scores
 from wmlm.heads.base import TaskHead, output_projection
-from wmlm.hookspecs import hookimpl
 from wmlm.metrics import beam_metrics
 
 
@@ -76,8 +75,3 @@ class BeamHead(TaskHead):
 
     def predictions(self, outputs: Tensor) -> dict[str, Tensor]:
         return beam_predictions(outputs)
-
-
-@hookimpl
-def wmlm_register_heads(register) -> None:  # noqa: ANN001
-    register(BeamHead)

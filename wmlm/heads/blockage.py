@@ -12,7 +12,6 @@ from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Sco
 
 from wmlm.errors import ConfigError
 from wmlm.heads.base import TaskHead, output_projection
-from wmlm.hookspecs import hookimpl
 
 
 class BinaryAccuracyAtStep(BinaryAccuracy):
@@ -98,8 +97,3 @@ class BlockageHead(TaskHead):
 
     def predictions(self, outputs: Tensor) -> dict[str, Tensor]:
         return {"blockage probability": outputs.sigmoid()}
-
-
-@hookimpl
-def wmlm_register_heads(register) -> None:  # noqa: ANN001
-    register(BlockageHead)

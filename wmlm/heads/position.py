@@ -10,7 +10,6 @@ from torchmetrics import MetricCollection
 
 from wmlm.errors import ConfigError
 from wmlm.heads.base import TaskHead, output_projection
-from wmlm.hookspecs import hookimpl
 from wmlm.metrics_regression import distance_metrics
 
 
@@ -96,8 +95,3 @@ class PositionHead(TaskHead):
 
     def predictions(self, outputs: Tensor) -> dict[str, Tensor]:
         return {"east_m": outputs[..., 0], "north_m": outputs[..., 1]}
-
-
-@hookimpl
-def wmlm_register_heads(register) -> None:  # noqa: ANN001
-    register(PositionHead)

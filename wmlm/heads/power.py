@@ -16,7 +16,6 @@ from torchmetrics import MetricCollection
 from wmlm.beams import MIN_POWER, NUM_BEAMS, power_to_relative, relative_to_power
 from wmlm.errors import ConfigError
 from wmlm.heads.base import TaskHead, output_projection
-from wmlm.hookspecs import hookimpl
 from wmlm.metrics_regression import power_metrics
 
 
@@ -132,8 +131,3 @@ class PowerHead(TaskHead):
     def predictions(self, outputs: Tensor) -> dict[str, Tensor]:
         # the mapping to linear power is monotonic, so the strongest beam is the argmax of the outputs
         return {"strongest beam": outputs.argmax(dim=-1) + 1}
-
-
-@hookimpl
-def wmlm_register_heads(register) -> None:  # noqa: ANN001
-    register(PowerHead)

@@ -1,4 +1,4 @@
-"""Built-in modalities; each registers itself through the ``wmlm_register_modalities`` hook."""
+"""Built-in modalities; ``wmlm.builtins`` registers them through the ``wmlm_register_modalities`` hook."""
 
 from wmlm.modalities.base import Modality
 from wmlm.modalities.beam import BeamModality

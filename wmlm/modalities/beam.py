@@ -8,7 +8,6 @@ from torch import Tensor, nn
 
 from wmlm.beams import NUM_BEAMS, centre_on_beam, last_best_beam, normalize_power
 from wmlm.errors import ConfigError
-from wmlm.hookspecs import hookimpl
 from wmlm.modalities.base import Modality, StepMLP
 
 
@@ -103,8 +102,3 @@ class BeamModality(Modality):
         return NormalizedPowerEncoder(
             body, self.normalization, self.floor_db, centred=self.frame == "last_beam"
         )
-
-
-@hookimpl
-def wmlm_register_modalities(register) -> None:  # noqa: ANN001 - pluggy passes the callback
-    register(BeamModality)

@@ -7,7 +7,6 @@ from typing import Literal
 from torch import Tensor, nn
 
 from wmlm.errors import ConfigError
-from wmlm.hookspecs import hookimpl
 from wmlm.modalities.base import Modality, StepMLP
 
 
@@ -58,8 +57,3 @@ class GpsModality(Modality):
         return ScaledEncoder(
             StepMLP(1 if range_only else 2, embed_dim, self.hidden_dim), self.scale_m, range_only
         )
-
-
-@hookimpl
-def wmlm_register_modalities(register) -> None:  # noqa: ANN001
-    register(GpsModality)

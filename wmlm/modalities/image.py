@@ -19,7 +19,6 @@ from torch import Tensor, nn
 from wmlm.data.readers import FieldReader
 from wmlm.data.table import DataError, ScenarioTable, read_regular_file
 from wmlm.errors import ConfigError
-from wmlm.hookspecs import hookimpl
 from wmlm.modalities.base import Modality
 
 IMAGE_SIZE_HW = (64, 64)
@@ -176,13 +175,3 @@ class ImageReader(FieldReader):
                 raise
             raise DataError(f"{where}: cannot read image {path}: {exc}") from None
         return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)
-
-
-@hookimpl
-def wmlm_register_modalities(register) -> None:  # noqa: ANN001
-    register(ImageModality)
-
-
-@hookimpl
-def wmlm_register_readers(register) -> None:  # noqa: ANN001
-    register(ImageReader())
