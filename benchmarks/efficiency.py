@@ -43,10 +43,10 @@ from rich.console import Console
 from rich.table import Table
 from torch.utils.data import DataLoader
 
+from wmlm.beams import NUM_BEAMS
 from wmlm.data.windows import collate_batch
 from wmlm.model.wmlm import WMLM
 
-NUM_BEAMS = 64
 PAST, FUTURE = 5, 3
 
 

@@ -24,7 +24,7 @@ def plugins_command(argv: list[str]) -> int:
         return 0
     table = Table(title="wmlm plugins")
     for column in ("plugin", "distribution", "version", "modalities", "heads", "readers", "status"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column == "plugin")  # the plugin's name whole, the lists wrap
     for r in records:
         status = r.status if not r.error else f"{r.status}: {r.error}"
         table.add_row(
