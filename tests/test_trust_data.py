@@ -136,7 +136,13 @@ def test_gps_no_fix_is_masked_with_one_warning(make_scenario, caplog) -> None:
         (folder / "unit2" / "GPS_data" / f"gps_location_{k}.txt").write_text("0\n0\n")
     with caplog.at_level(logging.WARNING):
         dm = DeepSenseDataModule(
-            folder.parent, inputs={"gps": "position"}, targets={"beam": "beam_label"}, past=3, future=1
+            folder.parent,
+            inputs={"gps": "position"},
+            targets={"beam": "beam_label"},
+            past=3,
+            future=1,
+            val_fraction=0.0,
+            test_fraction=0.0,
         )
         dm.setup()
     warned = [r.getMessage() for r in caplog.records if "no-fix" in r.getMessage()]

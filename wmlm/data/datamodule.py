@@ -302,12 +302,20 @@ class DeepSenseDataModule(pl.LightningDataModule):
             self._train_loader.load_state_dict(self._pending_loader_state)
             self._pending_loader_state = None
 
-    def _check_splits(self) -> None:
-        """An asked-for test split without windows is an error naming the scenarios and their passes (Lightning
-        would skip testing and exit 0 without a table); an empty validation split is one warning."""
+    def _check_splits(self, lazy: str | None = None) -> None:
+        """An asked-for test split without windows is an error naming the scenarios and their passes
+        (Lightning would skip testing and exit 0 without a table); an empty validation split is one warning.
+
+        Checked in ``setup`` (before any training) when there are training windows, else when the test
+        loader is asked for (``lazy="test"``): without training windows ``train_dataloader`` says so first.
+        """
         asked = {"val": self.val_fraction > 0, "test": self.split == "scenario" or self.test_fraction > 0}
-        for split in ("test", "val"):
-            if not asked[split] or len(self.datasets[split]):
+        for split in ("test",) if lazy else ("test", "val"):
+            if (
+                not asked[split]
+                or len(self.datasets[split])
+                or (not lazy and not len(self.datasets["train"]))
+            ):
                 continue
             problem = (
                 f"data: the {split} split has no window of {self.past}+{self.future} samples inside one vehicle "
@@ -315,13 +323,16 @@ class DeepSenseDataModule(pl.LightningDataModule):
                 f"(val_fraction={self.val_fraction}, test_fraction={self.test_fraction}, split={self.split!r})"
             )
             if split == "test":
-                raise DataError(f"{problem}; a split needs whole passes: add passes or scenarios")
+                raise DataError(
+                    f"{problem}; a split needs whole passes: add passes or scenarios, or set data.test_fraction: 0"
+                )
             log.warning("%s; validation is skipped", problem)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
+        self._check_splits(lazy="test")
         return self._loader("test", shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
