@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from wmlm import hookimpl
 
 from wmlm_csi.head import CsiHead
@@ -10,15 +13,15 @@ from wmlm_csi.reader import CsiReader
 
 
 @hookimpl
-def wmlm_register_modalities(register) -> None:  # noqa: ANN001 - pluggy passes the callback
+def wmlm_register_modalities(register: Callable[[type[Any]], None]) -> None:
     register(CsiModality)
 
 
 @hookimpl
-def wmlm_register_heads(register) -> None:  # noqa: ANN001
+def wmlm_register_heads(register: Callable[[type[Any]], None]) -> None:
     register(CsiHead)
 
 
 @hookimpl
-def wmlm_register_readers(register) -> None:  # noqa: ANN001
+def wmlm_register_readers(register: Callable[[Any], None]) -> None:
     register(CsiReader())

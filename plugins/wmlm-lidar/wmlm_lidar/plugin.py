@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from wmlm import hookimpl
 
 from wmlm_lidar.modality import LidarModality
@@ -9,10 +12,10 @@ from wmlm_lidar.reader import LidarReader
 
 
 @hookimpl
-def wmlm_register_modalities(register) -> None:  # noqa: ANN001 - pluggy passes the callback
+def wmlm_register_modalities(register: Callable[[type[Any]], None]) -> None:
     register(LidarModality)
 
 
 @hookimpl
-def wmlm_register_readers(register) -> None:  # noqa: ANN001
+def wmlm_register_readers(register: Callable[[Any], None]) -> None:
     register(LidarReader())
