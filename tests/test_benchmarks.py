@@ -12,6 +12,8 @@ from types import ModuleType
 import pytest
 from conftest import write_scenario
 
+from wmlm.errors import CheckpointError
+
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
 
@@ -173,7 +175,7 @@ def test_edge_finetune_script_tables_accuracy_against_fine_tuning_windows(tmp_pa
         (4, "encoders frozen"),
         (4, "heads only"),
     ]
-    with pytest.raises(FileNotFoundError, match="missing.ckpt"):  # the given checkpoint is what gets loaded
+    with pytest.raises(CheckpointError, match="missing.ckpt does not exist"):  # the given checkpoint is what gets loaded
         script.main([*site_b, "--pretrained", f"B={tmp_path / 'missing.ckpt'}", "--smoke"])
 
 

@@ -306,7 +306,7 @@ def test_multihead_fit_logs_every_head(tmp_path: Path, monkeypatch: pytest.Monke
         write_blockage_scenario(root / name, seed)
     clis = []
     real_run = wmlm.cli.run
-    monkeypatch.setattr(wmlm.cli, "run", lambda args: clis.append(real_run(args)) or clis[-1])
+    monkeypatch.setattr(wmlm.cli, "run", lambda args, **kw: clis.append(real_run(args, **kw)) or clis[-1])
     args = ["fit", "--config", str(CONF / "multihead.yaml"), "--data.root", str(root)]
     args += ["--trainer.default_root_dir", str(tmp_path / "runs"), "--trainer.fast_dev_run", "1"]
     if heads is not None:

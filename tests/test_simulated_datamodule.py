@@ -63,3 +63,11 @@ def test_camera_frames_reach_the_batch_and_sensors_key_the_cache(tmp_path: Path)
     without = ensure_simulated(tmp_path, ["suburban"], sequences=2, seed=0, sensors=())
     assert without != data.root  # another sensor set is another cache folder
     assert "unit1_rgb" not in (without / "suburban" / "suburban.csv").read_text().splitlines()[0]
+
+
+def test_arrays_cache_dir_is_the_arrays_folder_under_cache_dir(tmp_path: Path) -> None:
+    data = SimulatedDataModule(presets=["suburban", "night"], sequences=2, cache_dir=str(tmp_path), **FIELDS)
+    assert data.arrays_cache_dir() == tmp_path / "arrays"  # the parent's attribute is not overwritten
+    data.setup("fit")
+    assert any((tmp_path / "arrays").iterdir())  # parsed arrays went there
+    assert {p.name for p in tmp_path.iterdir()} >= {"arrays"} and any(tmp_path.glob("sim-*"))

@@ -69,7 +69,8 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         yield current
-        current = current.__cause__ or current.__context__
+        # an error raised ``from None`` stands alone: what it replaced is not its cause
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
 
 
 def _user_error(error: BaseException) -> tuple[BaseException, int] | None:

@@ -136,8 +136,8 @@ class SimulatedDataModule(DeepSenseDataModule):
         test_scenarios: list[str] | None = None,
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
-        past: int = 5,
-        future: int = 3,
+        past: int | None = None,
+        future: int | None = None,
         batch_size: int = 256,
         num_workers: int = 0,
         seed: int = 0,
@@ -173,12 +173,14 @@ class SimulatedDataModule(DeepSenseDataModule):
             cache_dir=None if cache_dir is None else str(Path(cache_dir) / "arrays"),
             train_windows=train_windows,
         )
-        self.presets, self.sequences, self.sim_seed, self.cache_dir = presets, sequences, sim_seed, cache_dir
+        # not ``self.cache_dir``: that is the parent's (parsed arrays, ``<cache_dir>/arrays``)
+        self.presets, self.sequences, self.sim_seed = presets, sequences, sim_seed
+        self.sim_cache_dir = cache_dir
         self.sensors = sensors
 
     def prepare_data(self) -> None:
         # Lightning calls this on one process per node before setup: the only place that writes
-        ensure_simulated(self.cache_dir, self.presets, self.sequences, self.sim_seed, self.sensors)
+        ensure_simulated(self.sim_cache_dir, self.presets, self.sequences, self.sim_seed, self.sensors)
 
     def setup(self, stage: str | None = None) -> None:
         self.prepare_data()  # a cache hit when prepare_data already ran; needed when used without a Trainer

@@ -121,6 +121,8 @@ class WMLM(pl.LightningModule):
                 "model: the alignment stage needs a modality besides the anchor; set align_epochs: 0 "
                 f"or add a modality (modalities={list(self.modality_specs)}, anchor={self.anchors})"
             )
+        if past < 1 or future < 1:
+            raise ConfigError(f"model.past and model.future must be >= 1, got past={past}, future={future}")
         self.past, self.future = past, future
         self.align_epochs, self.adapt_epochs = align_epochs, adapt_epochs
         if (freeze_backbone or (freeze_encoders and align_epochs == 0)) and not init_from:
@@ -235,7 +237,7 @@ class WMLM(pl.LightningModule):
     def _head_losses(self, outputs: dict[str, Tensor], batch: dict[str, Any]) -> dict[str, Tensor]:
         for key, target in batch["target"].items():
             if target.shape[1] != self.future:
-                raise ValueError(
+                raise ConfigError(
                     f"target {key!r} has {target.shape[1]} future steps, model.future is {self.future}"
                 )
         losses = {name: self.heads[name].loss(out, batch) for name, out in outputs.items()}
