@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wmlm.data.deepsense import load_scenarios
+from wmlm.data.cache import load_scenarios
 
 sys.path.insert(0, str(Path(__file__).parent))
 from benchlib import quiet_run, report  # noqa: E402

@@ -82,7 +82,7 @@ def pool(recordings: list[Recording], name: str) -> Recording:
 
 
 def real_recordings(root: Path) -> list[Recording]:
-    from wmlm.data.deepsense import load_scenarios
+    from wmlm.data.cache import load_scenarios
 
     return [
         Recording(s.name, s.fields["beam_label"], s.sequence, s.fields["beam_power"])

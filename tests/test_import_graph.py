@@ -22,13 +22,7 @@ PACKAGE = REPO / "wmlm"
 
 # Edges the lead removes from files another change is editing; each entry says how. The test fails when an
 # entry's edge no longer exists, so the list shrinks to empty.
-KNOWN_EDGES: dict[tuple[str, str], str] = {
-    # circle data.cache <-> data.deepsense: move load_scenarios (scenario loading with the cache) into
-    # wmlm.data.cache, above the parser, and import it from there (datamodule, tests, benchmarks)
-    ("wmlm.data.deepsense", "wmlm.data.cache"): "load_scenarios moves to wmlm.data.cache",
-    # version for cache keys: `from wmlm.version import __version__` instead
-    ("wmlm.data.cache", "wmlm"): "import __version__ from wmlm.version",
-}
+KNOWN_EDGES: dict[tuple[str, str], str] = {}
 
 
 def module_name(path: Path) -> str:

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from wmlm.data.cache import load_scenarios
 from wmlm.data.datamodule import DeepSenseDataModule
-from wmlm.data.deepsense import ScenarioData, load_scenarios
+from wmlm.data.deepsense import ScenarioData
 from wmlm.data.table import DataError
 from wmlm.data.windows import WindowDataset, run_ids, split_sequences, window_starts
 

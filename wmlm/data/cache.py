@@ -19,14 +19,15 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
-from wmlm.data.deepsense import ScenarioData, load_scenario
+from wmlm.data.deepsense import ScenarioData, find_scenarios, load_scenario
 from wmlm.data.table import DataError
+from wmlm.version import __version__
 
 log = logging.getLogger(__name__)
 ENV_CACHE_DIR = "WMLM_CACHE_DIR"
@@ -40,8 +41,6 @@ def default_cache_dir() -> Path:
 
 def folder_key(folder: Path) -> str:
     """Hex digest of the wmlm version, the folder's path and every file's relative path and bytes."""
-    from wmlm import __version__
-
     digest = hashlib.blake2b(json.dumps([__version__, str(folder.resolve())]).encode(), digest_size=32)
     for directory, subdirs, files in os.walk(folder):
         subdirs.sort()
@@ -63,8 +62,6 @@ def folder_key(folder: Path) -> str:
 @functools.cache
 def _distribution_of(module: str) -> str:
     """``name==version`` of the installed distribution providing ``module`` (wmlm's for built-ins)."""
-    from wmlm import __version__
-
     top = module.partition(".")[0]
     if top == "wmlm":
         return f"wmlm=={__version__}"
@@ -192,3 +189,20 @@ def _add_to_entry(entry: Path, data: ScenarioData, source: Path) -> None:
             stale = False
         if stale:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def load_scenarios(
+    root: Path | str,
+    fields: Iterable[str],
+    names: Sequence[str] | None = None,
+    cache_dir: Path | str | None = None,
+) -> list[ScenarioData]:
+    """``load_scenario`` for every selected scenario folder under ``root``.
+
+    With ``cache_dir``, parsed fields are kept there as memory-mapped arrays (``wmlm.data.cache``).
+    """
+    fields = list(fields)
+    folders = find_scenarios(root, names)
+    if cache_dir is None:
+        return [load_scenario(folder, fields) for folder in folders]
+    return [load_scenario_cached(folder, fields, cache_dir) for folder in folders]

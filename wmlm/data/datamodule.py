@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from wmlm.data.cache import default_cache_dir
-from wmlm.data.deepsense import ScenarioData, find_scenarios, load_scenarios
+from wmlm.data.cache import default_cache_dir, load_scenarios
+from wmlm.data.deepsense import ScenarioData, find_scenarios
 from wmlm.data.loader import ResumableLoader
 from wmlm.data.table import DataError
 from wmlm.data.windows import (

@@ -145,22 +145,3 @@ def load_scenario(folder: Path | str, fields: Iterable[str]) -> ScenarioData:
         if power is not None:
             check_labels_agree_with_power(table, arrays[LABEL_FIELD], power)
     return ScenarioData(table.name, index, sequence, arrays)
-
-
-def load_scenarios(
-    root: Path | str,
-    fields: Iterable[str],
-    names: Sequence[str] | None = None,
-    cache_dir: Path | str | None = None,
-) -> list[ScenarioData]:
-    """``load_scenario`` for every selected scenario folder under ``root``.
-
-    With ``cache_dir``, parsed fields are kept there as memory-mapped arrays (``wmlm.data.cache``).
-    """
-    fields = list(fields)
-    folders = find_scenarios(root, names)
-    if cache_dir is None:
-        return [load_scenario(folder, fields) for folder in folders]
-    from wmlm.data.cache import load_scenario_cached
-
-    return [load_scenario_cached(folder, fields, cache_dir) for folder in folders]

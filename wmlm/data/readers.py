@@ -22,12 +22,11 @@ from typing import ClassVar
 
 import numpy as np
 
+from wmlm.beams import NUM_BEAMS
 from wmlm.data.table import DataError, ScenarioTable, decode_text, excerpt, read_regular_file
-from wmlm.hookspecs import hookimpl
 
 log = logging.getLogger(__name__)
 EARTH_RADIUS_M = 6_371_008.8
-NUM_BEAMS = 64
 BYTES_PER_NUMBER = 64  # a text number file larger than this per expected number is refused unread
 # A row's peak power this many times above or below the scenario's median peak is not a measurement
 # (dB written into a linear file, another unit): on the six real DeepSense scenarios every row's peak
@@ -236,16 +235,3 @@ class BlockageReader(FieldReader):
                 f"{table.where(row, self.columns[0])}: blockage label {labels[row]} is not 0 or 1"
             )
         return labels
-
-
-@hookimpl
-def wmlm_register_readers(register) -> None:  # noqa: ANN001
-    readers = (
-        BeamPowerReader(),
-        BeamLabelReader(),
-        PositionReader(),
-        CalibratedPositionReader(),
-        BlockageReader(),
-    )
-    for reader in readers:
-        register(reader)
