@@ -16,6 +16,7 @@ from wmlm.data.readers import (
     BlockageReader,
     CalibratedPositionReader,
     PositionReader,
+    PreferCalibratedPositionReader,
 )
 from wmlm.heads.beam import BeamHead
 from wmlm.heads.blockage import BlockageHead
@@ -31,6 +32,7 @@ HEADS = (BeamHead, PowerHead, PositionHead, BlockageHead)
 READERS = (
     BeamPowerReader,
     BeamLabelReader,
+    PreferCalibratedPositionReader,
     PositionReader,
     CalibratedPositionReader,
     BlockageReader,

@@ -3,8 +3,10 @@
 Built-in fields:
     ``beam_power``  ``[N, 64] float32``  linear received power; element ``i`` is beam ``i + 1``.
     ``beam_label``  ``[N] int64``        optimal beam, 0-based (the CSV's label minus one).
-    ``position``    ``[N, 2] float32``   vehicle east/north of the base station, metres (raw GPS).
-    ``position_cal`` ``[N, 2] float32``  the same from calibrated GPS (``unit2_loc_cal``).
+    ``position``    ``[N, 2] float32``   vehicle east/north of the base station, metres: calibrated GPS
+                                         (``unit2_loc_cal``) where the scenario has it, else raw GPS.
+    ``position_raw`` ``[N, 2] float32``  the same from raw GPS only (``unit2_loc``).
+    ``position_cal`` ``[N, 2] float32``  the same from calibrated GPS only (``unit2_loc_cal``).
     ``blockage``    ``[N] int64``        1 if the line of sight is blocked (``unit1_blockage``, simulator).
 
 A float row of NaN means "missing at this step": an all-zero power vector (no signal), a power peak more
@@ -175,15 +177,29 @@ def latlon_to_enu_m(lat_lon_deg: np.ndarray, origin_lat_lon_deg: np.ndarray) -> 
     return np.stack([d_lon * np.cos(lat0) * EARTH_RADIUS_M, d_lat * EARTH_RADIUS_M], axis=-1)
 
 
-class PositionReader(FieldReader):
-    """Vehicle position east/north of the base station in metres, from lat/lon text files."""
+RAW_POSITION_COLUMN = "unit2_loc"
+CALIBRATED_POSITION_COLUMN = "unit2_loc_cal"
+# how a position source (``GpsModality(position_source=...)``, ``PositionKNN``) names its field
+POSITION_FIELDS = {"auto": "position", "raw": "position_raw", "calibrated": "position_cal"}
 
-    name = "position"
-    columns = ("unit2_loc",)
+
+class PositionReader(FieldReader):
+    """Vehicle position ``[N, 2]`` east/north of the base station in metres, from raw lat/lon text files.
+
+    The base class of the position readers: subclasses change only the vehicle column (``vehicle_column``).
+    """
+
+    name = "position_raw"
+    columns = (RAW_POSITION_COLUMN,)
     base_station_columns: ClassVar[tuple[str, ...]] = ("unit1_loc",)
 
-    def read(self, table: ScenarioTable) -> np.ndarray:
+    def vehicle_column(self, table: ScenarioTable) -> str:
+        """The CSV column of the vehicle's lat/lon files for this scenario."""
         column, _ = table.column(*self.columns)
+        return column
+
+    def read(self, table: ScenarioTable) -> np.ndarray:
+        column = self.vehicle_column(table)
         bs_column, _ = table.column(*self.base_station_columns)
         vehicle = np.stack(
             [self._lat_lon(path, table, row, column) for row, path in enumerate(table.paths(column))]
@@ -213,10 +229,44 @@ class PositionReader(FieldReader):
 
 
 class CalibratedPositionReader(PositionReader):
-    """Like ``position`` but from the calibrated vehicle GPS column ``unit2_loc_cal``."""
+    """Like ``position_raw`` but from the calibrated vehicle GPS column ``unit2_loc_cal`` only.
+
+    A scenario without that column is a ``DataError`` naming the scenario and the column.
+    """
 
     name = "position_cal"
-    columns = ("unit2_loc_cal",)
+    columns = (CALIBRATED_POSITION_COLUMN,)
+
+    def vehicle_column(self, table: ScenarioTable) -> str:
+        if table.find_column(CALIBRATED_POSITION_COLUMN) is None:
+            raise DataError(
+                f"scenario {table.name} ({table.csv_path}) has no calibrated GPS column "
+                f"{CALIBRATED_POSITION_COLUMN!r}; use position_source: auto (calibrated where a scenario has "
+                f"it, else raw) or raw ({RAW_POSITION_COLUMN!r})"
+            )
+        return CALIBRATED_POSITION_COLUMN
+
+
+class PreferCalibratedPositionReader(PositionReader):
+    """The default ``position`` field: calibrated GPS (``unit2_loc_cal``) where the CSV has that column,
+    else raw GPS (``unit2_loc``). Choosing the calibrated column is logged once per scenario parse (a
+    cached parse is reused without a word; another source is another cache file, so it is parsed again).
+    """
+
+    name = "position"
+    columns = (CALIBRATED_POSITION_COLUMN, RAW_POSITION_COLUMN)
+
+    def vehicle_column(self, table: ScenarioTable) -> str:
+        column = super().vehicle_column(table)
+        if column == CALIBRATED_POSITION_COLUMN:
+            log.warning(
+                "scenario %s: vehicle positions from the calibrated GPS column %r (not the raw %r); "
+                "position_source: raw selects the raw column",
+                table.name,
+                CALIBRATED_POSITION_COLUMN,
+                RAW_POSITION_COLUMN,
+            )
+        return column
 
 
 class BlockageReader(FieldReader):

@@ -6,8 +6,23 @@ from typing import Literal
 
 from torch import Tensor, nn
 
+from wmlm.data.readers import POSITION_FIELDS
 from wmlm.errors import ConfigError
 from wmlm.modalities.base import Modality, StepMLP
+
+PositionSource = Literal["auto", "raw", "calibrated"]
+
+
+def position_field(source: str, owner: str) -> str:
+    """The data field of a position source (``auto``, ``raw`` or ``calibrated``); ``owner`` names the option.
+
+    ``auto`` -> ``position`` (calibrated GPS ``unit2_loc_cal`` where a scenario has it, else raw
+    ``unit2_loc``), ``raw`` -> ``position_raw``, ``calibrated`` -> ``position_cal`` (an error on a scenario
+    without the calibrated column).
+    """
+    if source not in POSITION_FIELDS:
+        raise ConfigError(f"{owner}: position_source must be one of {list(POSITION_FIELDS)}, got {source!r}")
+    return POSITION_FIELDS[source]
 
 
 class ScaledEncoder(nn.Module):
@@ -35,6 +50,11 @@ class GpsModality(Modality):
         features: ``enu`` (east and north) or ``range`` (distance to the base station only). The bearing
             depends on how a site's road and array are oriented; the range does not, so ``range`` is the
             choice for models meant to work at base stations they never saw.
+        position_source: which GPS column the positions come from: ``auto`` (default) the calibrated
+            ``unit2_loc_cal`` where a scenario has it (said once per scenario when it is parsed), else the
+            raw ``unit2_loc``; ``raw`` always ``unit2_loc``; ``calibrated`` always ``unit2_loc_cal`` (a
+            scenario without it is an error). Sets ``field``: ``position``, ``position_raw`` or
+            ``position_cal``.
     """
 
     name = "gps"
@@ -42,7 +62,11 @@ class GpsModality(Modality):
     step_shape = (2,)
 
     def __init__(
-        self, scale_m: float = 50.0, hidden_dim: int = 128, features: Literal["enu", "range"] = "enu"
+        self,
+        scale_m: float = 50.0,
+        hidden_dim: int = 128,
+        features: Literal["enu", "range"] = "enu",
+        position_source: PositionSource = "auto",
     ) -> None:
         if scale_m <= 0:
             raise ConfigError(f"gps modality: scale_m must be positive, got {scale_m}")
@@ -51,6 +75,8 @@ class GpsModality(Modality):
         self.scale_m = scale_m
         self.hidden_dim = hidden_dim
         self.features = features
+        self.position_source = position_source
+        self.field = position_field(position_source, "gps modality")  # type: ignore[misc]
 
     def build_encoder(self, embed_dim: int) -> nn.Module:
         range_only = self.features == "range"

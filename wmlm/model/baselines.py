@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from wmlm.beams import NUM_BEAMS, beam_predictions, best_beams, last_best_beam, normalize_power
 from wmlm.metrics import beam_metrics
+from wmlm.modalities.gps import PositionSource, position_field
 from wmlm.model.augment import BatchAugmentation
 from wmlm.model.callbacks import model_callbacks
 
@@ -188,14 +189,24 @@ class PositionKNN(BeamBaseline):
 
     Args:
         k: neighbours that vote.
+        position_source: which GPS column positions come from, as for the ``gps`` modality: ``auto``
+            (calibrated ``unit2_loc_cal`` where a scenario has it, else raw ``unit2_loc``), ``raw`` or
+            ``calibrated``.
     """
 
-    def __init__(self, future: int = 3, k: int = 5) -> None:
+    def __init__(self, future: int = 3, k: int = 5, position_source: PositionSource = "auto") -> None:
         super().__init__(future, use_gps=True)
         self.k = k
+        self.position_source = position_source
+        self.gps_field = position_field(position_source, "PositionKNN")
         self.register_buffer("train_position_m", torch.zeros(0, 2))
         self.register_buffer("train_future_beam", torch.zeros(0, future, dtype=torch.long))
         self._collected: list[tuple[Tensor, Tensor]] = []
+
+    def data_fields(self) -> dict[str, dict[str, str]]:
+        fields = super().data_fields()
+        fields["inputs"]["gps"] = self.gps_field
+        return fields
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._collected.append((batch["gps"][:, -1].detach(), batch["target"]["beam"].detach()))
