@@ -94,12 +94,17 @@ class CameraFrame:
 
 
 def camera_axes(preset: ScenarioPreset) -> np.ndarray:
-    """Camera axes ``[3, 3]`` in the local frame, rows (right, down, forward): broadside, pitched down to
-    look at a car's roof in the middle of the road (the far side and some sky stay in view)."""
+    """Camera axes ``[3, 3]`` in the local frame, rows (right, down, forward): the array's broadside
+    (``boresight_deg`` off the road normal), pitched down to look at a car's roof in the middle of the road
+    (the far side and some sky stay in view)."""
     road_middle_m = (min(preset.lane_offsets_m) + max(preset.lane_offsets_m)) / 2
     pitch = np.arctan2(preset.bs_height_m - 1.5, road_middle_m)
     forward = np.array([0.0, np.cos(pitch), -np.sin(pitch)])
     right = np.array([1.0, 0.0, 0.0])
+    if preset.boresight_deg:  # the camera sits on the array: yawed with it, about the vertical
+        yaw = np.radians(preset.boresight_deg)
+        turn = np.array([[np.cos(yaw), np.sin(yaw), 0.0], [-np.sin(yaw), np.cos(yaw), 0.0], [0.0, 0.0, 1.0]])
+        forward, right = turn @ forward, turn @ right
     return np.stack([right, np.cross(forward, right), forward])
 
 

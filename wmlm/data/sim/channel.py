@@ -83,6 +83,19 @@ def element_gain(direction: np.ndarray) -> np.ndarray:
     return np.sqrt(power)
 
 
+def array_directions(preset: ScenarioPreset, direction: np.ndarray) -> np.ndarray:
+    """Unit vectors ``[..., 3]`` (local frame) turned into the array's frame: ``x`` along the array axis,
+    ``y`` its broadside, ``z`` up. The array is yawed ``preset.boresight_deg`` off the road normal towards
+    local ``+x``; at 0 (broadside to the road) the frames coincide and ``direction`` is returned as is."""
+    if preset.boresight_deg == 0:
+        return direction
+    yaw = np.radians(preset.boresight_deg)
+    axis = np.array([np.cos(yaw), -np.sin(yaw), 0.0])  # the array's +x in the local frame
+    broadside = np.array([np.sin(yaw), np.cos(yaw), 0.0])
+    direction = np.asarray(direction, dtype=np.float64)
+    return np.stack([direction @ axis, direction @ broadside, direction[..., 2]], axis=-1)
+
+
 def knife_edge_loss_db(v: np.ndarray) -> np.ndarray:
     """ITU-R P.526 single knife-edge diffraction loss in dB for Fresnel-Kirchhoff parameters ``v [...]``.
 
@@ -125,7 +138,8 @@ class Paths:
         gain: ``[N, P]`` complex amplitude at the carrier in sqrt(mW) at the BS array centre, with transmit
             power, spreading, reflection, absorption and shadowing; 0 for a path that does not exist.
         delay_s: ``[N, P]`` propagation delay.
-        direction: ``[N, P, 3]`` unit vector from the BS towards where the path arrives from.
+        direction: ``[N, P, 3]`` unit vector from the BS towards where the path arrives from (local frame;
+            ``array_directions`` turns it into the array's frame).
         shadow_loss_db: ``[N, P]`` vehicle diffraction loss applied to each path (capped).
     """
 
@@ -281,8 +295,8 @@ def measure_beams(
     of ``SNAPSHOTS_PER_MEASUREMENT`` snapshots of signal plus complex Gaussian noise.
     """
     paths = propagation_paths(preset, ue_xyz, boxes, scenery)
-    sines = paths.direction[..., 0]
-    beam_gain = array_factor(sines) * element_gain(paths.direction)[..., None]  # [N, P, 64]
+    seen = array_directions(preset, paths.direction)  # the array's frame (boresight_deg)
+    beam_gain = array_factor(seen[..., 0]) * element_gain(seen)[..., None]  # [N, P, 64]
     per_beam = paths.gain[..., None] * beam_gain  # [N, P, 64] complex amplitude of each path in each beam
     # mean power over a flat band of width B: paths add with weight sinc(B * delay difference)
     delay_gap = paths.delay_s[:, :, None] - paths.delay_s[:, None, :]

@@ -1,19 +1,25 @@
-"""``wmlm data synth``: simulate preset scenarios and write them as DeepSense-layout folders."""
+"""``wmlm data synth``: simulate preset and procedural sites and write them as DeepSense-layout folders.
+
+``--random-sites N --seed S`` draws sites 1..N of population S (``wmlm.data.sim.random_sites``), ``--site K``
+one site alone, ``--from-json`` the site a folder's ``simulation.json`` records; ``--workers``, ``--shard``
+and ``--resume`` share the work out (``wmlm.data.sim.generate``). Same options, same bytes.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from wmlm.data.sim.preset import PRESETS
-from wmlm.data.sim.scenario import simulate_scenario
-from wmlm.data.sim.writer import SENSORS, check_output_folder, check_sensors, write_scenario_folder
-from wmlm.errors import ConfigError
+from wmlm.data.sim.generate import SiteJob, parse_shard, plan_jobs, run_jobs, select_shard
+from wmlm.data.sim.preset import PRESETS, preset_from_dict
+from wmlm.data.sim.random_sites import random_site
+from wmlm.data.sim.writer import INFO_FILE, SENSORS, check_sensors
+from wmlm.errors import ConfigError, DataError
 
 
 def _at_least(minimum: int) -> Callable[[str], int]:
@@ -35,13 +41,48 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wmlm data synth",
         description="Simulate 60 GHz V2I scenarios (vehicle passes at a 64-beam BS) and write each as a "
-        "DeepSense 6G scenario folder OUT/<preset>.",
+        "DeepSense 6G scenario folder OUT/<preset> (procedural sites: OUT/s<seed>_site<K>).",
     )
     parser.add_argument("--out", required=True, type=Path, help="parent folder of the scenario folders")
     parser.add_argument(
         "--scenarios",
-        default=",".join(PRESETS),
-        help=f"comma-separated preset names (default: all of {', '.join(PRESETS)})",
+        default=None,
+        help=f"comma-separated preset names (default: all of {', '.join(PRESETS)}, unless procedural sites "
+        "are asked for)",
+    )
+    parser.add_argument(
+        "--random-sites",
+        metavar="N",
+        help="also draw N procedural sites, OUT/s<seed>_site<K> for K = 1..N, from the documented "
+        "distributions (docs/simulator_sites.md); site K depends on --seed and K only",
+    )
+    parser.add_argument(
+        "--site",
+        metavar="K",
+        action="append",
+        default=[],
+        help="only procedural site K (repeatable): regenerate one site of a population alone",
+    )
+    parser.add_argument(
+        "--from-json",
+        metavar="PATH",
+        action="append",
+        default=[],
+        type=Path,
+        help="regenerate the site that a folder's simulation.json (or the folder) records (repeatable)",
+    )
+    parser.add_argument(
+        "--workers", metavar="W", default="1", help="processes simulating sites at once (default 1)"
+    )
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="write only shard I (1-based) of N of the sites: every N-th site from the I-th",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip sites already complete with the same parameters and rebuild interrupted ones",
     )
     parser.add_argument(
         "--sequences", type=_at_least(1), default=40, help="vehicle passes per scenario (default 40)"
@@ -57,59 +98,99 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--sensors",
-        default=",".join(SENSORS),
+        default=None,
         help=f"comma-separated extra sensors written beside beam power and GPS, any of {', '.join(SENSORS)}; "
-        "'none' for none (default: all)",
+        "'none' for none (default: all; with --from-json: those the folder recorded)",
     )
     return parser
+
+
+def _count(option: str, text: str | None, minimum: int) -> int | None:
+    """``text`` as an integer ``>= minimum`` (None stays None); ``ConfigError`` naming ``option``."""
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{option}: expected an integer, got {text!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{option}: must be at least {minimum}, got {value}")
+    return value
+
+
+def _from_json(path: Path, sensors: tuple[str, ...] | None, out: Path) -> SiteJob:
+    """The job that rewrites the site ``path`` (a ``simulation.json`` or its folder) records into ``out``;
+    its own sequences and seed, and its sensors unless ``--sensors`` is given."""
+    file = path / INFO_FILE if path.is_dir() else path
+    try:
+        info = json.loads(file.read_text(encoding="utf-8"))
+        preset = preset_from_dict(info["preset"])
+        sequences, seed = int(info["sequences"]), int(info["seed"])
+        recorded = tuple(info.get("sensors", {}))
+        record = info.get("random_site")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DataError(
+            f"--from-json: {file} is not a simulation.json of wmlm data synth ({error})"
+        ) from None
+    chosen = check_sensors(recorded) if sensors is None else sensors
+    return SiteJob(preset, seed, sequences, chosen, out / preset.name, record)
 
 
 def synth_command(argv: list[str]) -> int:
     """Run ``wmlm data synth`` with ``argv``; returns 0.
 
-    Raises ``ConfigError`` (exit 2) for an unknown preset or sensor and ``OutputError`` (exit 1) for an
-    output folder it may not write, all before anything is simulated or written.
+    Raises ``ConfigError`` (exit 2) for an unknown preset or sensor or a bad count or shard, and
+    ``OutputError`` (exit 1) for an output folder it may not write, all before anything is simulated or
+    written.
     """
     args = _parser().parse_args(argv)
-    names = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    num_random = _count("--random-sites", args.random_sites, 1)
+    sites = [_count("--site", text, 1) for text in args.site]
+    workers = _count("--workers", args.workers, 1) or 1
+    shard = parse_shard(args.shard) if args.shard is not None else None
+    if num_random is not None and any(k > num_random for k in sites):
+        raise ConfigError(f"--site: must be at most --random-sites {num_random}, got {max(sites)}")
+    procedural = num_random is not None or sites or args.from_json
+    names = [n.strip() for n in (args.scenarios or ("" if procedural else ",".join(PRESETS))).split(",")]
+    names = [n for n in names if n]
     unknown = [name for name in names if name not in PRESETS]
-    if unknown or not names:
+    if unknown or (args.scenarios is not None and not names):
         raise ConfigError(
             f"--scenarios: unknown scenario preset(s) {', '.join(unknown) or '(none given)'}; "
             f"available: {', '.join(PRESETS)}"
         )
     try:
-        sensors = check_sensors(s.strip() for s in args.sensors.split(",") if s.strip() not in ("", "none"))
+        text = ",".join(SENSORS) if args.sensors is None else args.sensors
+        sensors = check_sensors(s.strip() for s in text.split(",") if s.strip() not in ("", "none"))
     except ValueError as error:
         raise ConfigError(f"--sensors: {error} (or none)") from None
-    folders = {name: args.out / name for name in names}
-    for folder in folders.values():  # every folder, before the first is simulated
-        check_output_folder(folder, args.overwrite)
 
-    summaries = []
+    jobs = [SiteJob(PRESETS[n], args.seed, args.sequences, sensors, args.out / n) for n in names]
+    for k in sites or range(1, (num_random or 0) + 1):
+        site = random_site(args.seed, k)
+        jobs.append(
+            SiteJob(site.preset, args.seed, args.sequences, sensors, args.out / site.name, site.record())
+        )
+    given = None if args.sensors is None else sensors
+    jobs += [_from_json(path, given, args.out) for path in args.from_json]
+    if shard is not None:
+        jobs = select_shard(jobs, *shard)
+    planned = plan_jobs(jobs, args.overwrite, args.resume)  # every folder, before the first is simulated
+
+    skipped = [job.preset.name for job, action in planned if action == "skip"]
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        for name, folder in folders.items():
-            task = progress.add_task(f"simulating {name}", total=args.sequences)
-            sim = simulate_scenario(
-                PRESETS[name],
-                args.sequences,
-                args.seed,
-                on_sequence=lambda _, task=task: progress.advance(task),
-            )
-            progress.update(task, description=f"writing {name}", completed=0, total=len(sim))
-            write_scenario_folder(
-                sim,
-                folder,
-                overwrite=args.overwrite,
-                sensors=sensors,
-                on_sample=lambda _, task=task: progress.advance(task),
-            )
-            summaries.append(
-                f"{name}: {len(sim)} samples, {args.sequences} sequences, "
-                f"{100 * np.mean(sim.blocked):.1f} % blocked, sensors: {', '.join(sensors) or 'none'} "
-                f"-> {folder}"
-            )
-    for line in summaries:
-        print(line)
+        task = progress.add_task("simulating sites", total=len(planned) - len(skipped))
+        summaries = run_jobs(planned, workers, on_done=lambda _: progress.advance(task))
+    for summary, job in zip(summaries, (job for job, action in planned if action != "skip")):
+        print(
+            f"{summary['name']}: {summary['samples']} samples, {summary['sequences']} sequences, "
+            f"{100 * summary['blocked']:.1f} % blocked, sensors: {', '.join(job.sensors) or 'none'} "
+            f"-> {summary['folder']}"
+        )
+    if skipped:
+        print(
+            f"skipped {len(skipped)} complete site(s) (--resume): {', '.join(skipped[:5])}"
+            + (" ..." if len(skipped) > 5 else "")
+        )
     return 0

@@ -29,6 +29,7 @@ import numpy as np
 from wmlm.data.sim.channel import (
     NUM_ELEMENTS,
     RECEIVER_GAIN_DB,
+    array_directions,
     element_gain,
     noise_power_mw,
     propagation_paths,
@@ -73,8 +74,9 @@ def simulate_csi(sim: SimulatedScenario, config: CsiConfig | None = None) -> np.
     for seq in np.unique(sim.seq_index):
         rows = np.flatnonzero(sim.seq_index == seq)
         paths = propagation_paths(preset, sim.target_xyz_local_m[rows], boxes[rows], sim.scenery)
-        amplitude = paths.gain * element_gain(paths.direction)  # [T, P]
-        array = steering_vectors(paths.direction[..., 0])  # [T, P, 16]
+        seen = array_directions(preset, paths.direction)  # the array's frame (boresight_deg)
+        amplitude = paths.gain * element_gain(seen)  # [T, P]
+        array = steering_vectors(seen[..., 0])  # [T, P, 16]
         delay = paths.delay_s - paths.delay_s.min(axis=1, keepdims=True)
         tones = np.exp(-2j * np.pi * delay[..., None] * offsets_hz)  # [T, P, K]
         channel = np.einsum("tp,tpm,tpk->tmk", amplitude, array, tones) * scale

@@ -6,7 +6,8 @@ read presets, and this module imports none of them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 CLASS_NAMES = ("car", "van", "truck", "bus")  # vehicle classes, the order of ``ScenarioPreset.vehicle_mix``
 
@@ -75,6 +76,9 @@ class ScenarioPreset:
     slowdown_share: float = 0.0
     slowdown_depth: tuple[float, float] = (0.5, 0.9)
     night: bool = False  # for camera rendering; traffic differs through the other fields
+    # yaw of the array (and the camera on it) off the road normal, positive towards local +x: real sites
+    # are not all mounted broadside; 0 points the array's broadside straight across the road (local +y)
+    boresight_deg: float = 0.0
     site_seed: int = 0  # seeds the scenery: a site's scatterers do not change with the traffic seed
 
     def __post_init__(self) -> None:
@@ -123,8 +127,35 @@ class ScenarioPreset:
         low, high = self.slowdown_depth
         if not 0 <= low <= high < 1:
             fail("slowdown_depth", "must be (low, high) with 0 <= low <= high < 1")
+        if not -60.0 <= self.boresight_deg <= 60.0:
+            fail("boresight_deg", "must be within [-60, 60] degrees of the road normal")
         if int(self.site_seed) != self.site_seed or self.site_seed < 0:
             fail("site_seed", "must be a non-negative integer")
+
+
+def preset_from_dict(data: dict[str, Any]) -> ScenarioPreset:
+    """The preset that ``dataclasses.asdict(preset)`` (e.g. read back from JSON) describes.
+
+    Lists become tuples and wall dicts ``Wall``s; an unknown or missing key raises ``ValueError`` naming it,
+    invalid values the preset's own ``ValueError``.
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"a scenario preset must be a JSON object, got {type(data).__name__}")
+    known = {f.name: f for f in fields(ScenarioPreset)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ValueError(f"unknown scenario preset key(s) {unknown}; known: {', '.join(known)}")
+    values: dict[str, Any] = {}
+    try:
+        for name, value in data.items():
+            if name == "walls":
+                value = tuple(Wall(**wall) for wall in value)
+            elif isinstance(value, list):
+                value = tuple(value)
+            values[name] = value
+        return ScenarioPreset(**values)
+    except TypeError as error:  # a required key is missing, or a wall is not an object of Wall's fields
+        raise ValueError(f"scenario preset: {error}") from None
 
 
 PRESETS: dict[str, ScenarioPreset] = {

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from wmlm.data.sim.channel import measure_beams
+from wmlm.data.sim.channel import array_directions, measure_beams
 from wmlm.data.sim.geometry import (
     Scenery,
     boxes_local_to_enu,
@@ -34,7 +34,8 @@ class SimulatedScenario:
         bs_lat_lon: ``[2]`` the BS position, degrees.
         position_enu_m: ``[N, 2]`` true vehicle position east/north of the BS.
         target_xyz_local_m: ``[N, 3]`` true transmitter position in the local frame.
-        los_aod_deg: ``[N]`` line-of-sight angle off broadside, ``degrees(arcsin(dx / |d|))``.
+        los_aod_deg: ``[N]`` line-of-sight angle off the array's broadside, ``degrees(arcsin(dx / |d|))``
+            with ``dx`` along the array axis (the road, unless ``preset.boresight_deg`` turns the array).
         blocked, los_loss_db: ``[N]`` line-of-sight blockage label and vehicle diffraction loss.
         target_box_enu: ``[N, 6]`` (east, north, length, width, height, heading rad from east).
         blocker_boxes_enu: ``[N, K, 6]`` the other vehicles, NaN where ``blocker_class < 0``.
@@ -95,7 +96,7 @@ def _simulate_sequence(
         ),
         "position_enu_m": position,
         "target_xyz_local_m": drive.target_xyz_m,
-        "los_aod_deg": np.degrees(np.arcsin(delta[:, 0] / np.linalg.norm(delta, axis=1))),
+        "los_aod_deg": np.degrees(np.arcsin(array_directions(preset, delta)[:, 0] / np.linalg.norm(delta, axis=1))),
         "blocked": measured.blocked,
         "los_loss_db": measured.los_loss_db,
         "target_box_enu": np.concatenate([position, drive.target_box[:, 2:], heading[:, None]], axis=1),

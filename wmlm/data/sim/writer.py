@@ -8,7 +8,8 @@ Layout (paths in the CSV are relative to the folder, as in the official files)::
                                                     official files: beam b is line 65 - b
     <folder>/unit1/GPS_data/gps_location.txt        BS latitude and longitude, one per line
     <folder>/unit2/GPS_data/gps_location_K.txt      the vehicle's GPS fix of row K
-    <folder>/simulation.json                        the preset, seed, counts and sensor settings
+    <folder>/simulation.json                        the preset, seed, counts and sensor settings (and, for
+                                                    a procedural site, its draw: ``random_site``)
     <folder>/.wmlm-output.json                      marker: written by ``wmlm data synth`` (``wmlm.outputs``)
 
 Opt-in sensors (``sensors=("camera", "lidar", "csi")``) add one file per row and one CSV column each,
@@ -120,6 +121,7 @@ def write_scenario_folder(
     overwrite: bool = False,
     sensors: Iterable[str] = (),
     on_sample: Callable[[int], None] | None = None,
+    record: dict | None = None,
 ) -> Path:
     """Write ``sim`` into ``folder`` (DeepSense layout); returns the folder.
 
@@ -129,6 +131,8 @@ def write_scenario_folder(
     interrupted can be overwritten too; the CSV and ``simulation.json`` are written last, atomically. The
     same ``sim`` gives the same bytes. ``sensors`` (any of ``SENSORS``) adds camera frames, LiDAR scans and CSI with
     their default settings (see the module docstring); ``on_sample(row)`` is called after each row.
+    ``record`` (JSON-ready) is kept in ``simulation.json`` under ``random_site``: how a procedural site was
+    drawn (``wmlm.data.sim.random_sites``).
     """
     sensors = check_sensors(sensors)
     folder = Path(folder)
@@ -171,13 +175,21 @@ def write_scenario_folder(
             on_sample(row)
     # the CSV makes the folder a scenario for the reader: it appears whole, after every file it names
     atomic_write_text(folder / f"{folder.name}.csv", "\n".join(lines) + "\n")
-    atomic_write_text(folder / INFO_FILE, json.dumps(_provenance(sim, sensors), indent=2) + "\n")
+    info = _provenance(sim, sensors)
+    if record is not None:
+        info["random_site"] = record
+    atomic_write_text(folder / INFO_FILE, json.dumps(info, indent=2) + "\n")
     return folder
+
+
+def sensor_settings(sensors: Iterable[str]) -> dict:
+    """The default settings of each of ``sensors`` (JSON-ready), as ``simulation.json`` records them."""
+    configs = {"camera": CameraConfig(), "lidar": LidarConfig(), "csi": CsiConfig()}
+    return {name: dataclasses.asdict(configs[name]) for name in check_sensors(sensors)}
 
 
 def _provenance(sim: SimulatedScenario, sensors: tuple[str, ...]) -> dict:
     """The preset and seed a folder was simulated from, some counts and the sensors' settings (JSON-ready)."""
-    configs = {"camera": CameraConfig(), "lidar": LidarConfig(), "csi": CsiConfig()}
     return {
         "simulator": "wmlm.data.sim",
         "seed": int(sim.seed),
@@ -185,5 +197,5 @@ def _provenance(sim: SimulatedScenario, sensors: tuple[str, ...]) -> dict:
         "sequences": int(sim.seq_index.max()),
         "blocked_fraction": round(float(np.mean(sim.blocked)), 6),
         "preset": dataclasses.asdict(sim.preset),
-        "sensors": {name: dataclasses.asdict(configs[name]) for name in sensors},
+        "sensors": sensor_settings(sensors),
     }
