@@ -1,0 +1,415 @@
+"""``OnlineAdapter``: one base station's WMLM that predicts every sample as it arrives and learns from
+each vehicle pass once the pass has ended and its best beams have been observed.
+
+    from wmlm.deploy.online import OnlineAdapter, Sample
+    adapter = OnlineAdapter.from_checkpoint("wmlm.ckpt", adapt="heads", buffer_windows=2048, steps_per_pass=20)
+    for each 100 ms sample of the site:
+        prediction = adapter.predict(Sample(index=k, pass_id=seq, inputs={"beam": power_linear_64}))
+        if prediction is not None:
+            serve(prediction.beams)                  # [F, k] codebook beams (1-based), best first
+        adapter.observe(k - 3, best_beam_of_sample)  # the sweep's answer, a few samples late
+    adapter.end_pass()                               # the vehicle left: learn from its pass
+
+Protocol, per site (one adapter per site; each holds its own copy of the model):
+
+- ``predict(sample)`` appends the sample to the current pass and, once the pass holds ``past`` contiguous
+  samples (``index`` stepping by 1; a gap restarts the history, as ``wmlm.data.windows.run_ids`` does),
+  returns the top-k beams of each of the next ``future`` samples. A sample whose ``pass_id`` differs from
+  the current pass ends that pass first (as ``end_pass`` would).
+- ``observe(index, beam)`` records the best beam measured at sample ``index`` of the current pass. Labels of
+  a pass that has already ended are not used (counted in ``late_labels``): a pass is learned from once.
+- ``end_pass()`` turns the ended pass into windows (``past`` inputs, ``future`` observed best beams, all
+  inside one contiguous run), adds them to the replay buffer and runs exactly ``steps_per_pass`` optimizer
+  steps on minibatches drawn from the buffer. Nothing is learned at any other time, so a window is always
+  predicted before anything from it, or from later, reaches the weights.
+
+What learns (``adapt``): ``heads`` trains the task heads only; ``heads+backbone`` also trains the fusion
+projections and the causal transformer. Modality encoders are always fixed: they are the alignment space
+the model was pretrained into, and a few passes of one site are too little to move them safely. Only the
+beam head's loss is used (the sweep gives best beams, nothing else); with ``heads+backbone`` other heads
+see a changed trunk without being retrained.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from wmlm.beams import NUM_BEAMS
+from wmlm.errors import ConfigError
+from wmlm.model.wmlm import WMLM
+
+Adapt = Literal["heads", "heads+backbone"]
+BufferPolicy = Literal["fifo", "reservoir"]
+BEAM_TARGET = "beam"  # target key of the beam head (``BeamHead.target_fields``)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One measurement of one site, as it arrives (every 100 ms at 10 Hz).
+
+    Attributes:
+        index: sample number at this site, increasing by 1 per sample (the DeepSense ``index`` column); a
+            step of more than 1 is a gap (samples lost) that windows never span.
+        pass_id: vehicle pass (the DeepSense ``seq_index``); a new value starts a new pass.
+        inputs: ``{modality: one step}`` with the model's modality names and per-step shapes, e.g.
+            ``{"beam": [64] linear received power (element i is beam i + 1), "gps": [2] metres east/north of
+            the base station}``; numpy or torch. A missing modality, or a step holding a NaN, is masked.
+    """
+
+    index: int
+    pass_id: int
+    inputs: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Beams predicted at one sample for the next ``F`` samples.
+
+    Attributes:
+        index: the sample the prediction was made at (the last past step of its window).
+        beams: ``[F, k] int64`` codebook beams (1-based, as in the DeepSense files and ``wmlm.deploy.Predictor``),
+            best first; row ``j`` is sample ``index + j + 1``.
+        scores: ``[F, 64] float32`` the beam head's logits (element ``i`` is beam ``i + 1``).
+    """
+
+    index: int
+    beams: Tensor
+    scores: Tensor
+
+
+@dataclass(frozen=True)
+class Window:
+    """One learnable window: ``past`` input steps and the best beams observed at the ``future`` steps.
+
+    Attributes:
+        inputs: ``{modality: [P, *step_shape]}``; masked steps hold zeros. mask: ``{modality: [P] bool}``.
+        target: ``[F] int64`` best beams, 0-based (beam ``i + 1``), of the samples after ``index``.
+        index: sample index of the last past step. pass_number: 0-based pass count at this adapter.
+    """
+
+    inputs: dict[str, Tensor]
+    mask: dict[str, Tensor]
+    target: Tensor
+    index: int
+    pass_number: int
+
+
+class ReplayBuffer:
+    """At most ``capacity`` windows of earlier passes, sampled uniformly for each optimizer step.
+
+    ``fifo`` (default) drops the oldest window: a deployed site changes (an array re-aimed, a new building,
+    another season) and the most recent passes say most about the site as it is now; with a capacity of a
+    few dozen passes it still holds both driving directions. ``reservoir`` keeps a uniform sample of every
+    window ever added (Vitter's algorithm R), for a site known to be stationary where early, rare passes
+    should not be forgotten. Below capacity both hold everything.
+
+    Args:
+        capacity: windows kept (memory: ``capacity * P * 64 * 4`` bytes for beam power alone).
+        policy: ``fifo`` or ``reservoir``.
+        seed: seed of the reservoir's replacement draws and of ``sample``.
+    """
+
+    def __init__(self, capacity: int, policy: BufferPolicy = "fifo", seed: int = 0) -> None:
+        if capacity < 1:
+            raise ConfigError(f"replay buffer: capacity must be >= 1 window, got {capacity}")
+        if policy not in ("fifo", "reservoir"):
+            raise ConfigError(f"replay buffer: policy must be 'fifo' or 'reservoir', got {policy!r}")
+        self.capacity, self.policy = capacity, policy
+        self.items: list[Window] = []
+        self.seen = 0  # windows ever added
+        self._next = 0  # fifo: slot of the oldest window
+        self._rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def add(self, window: Window) -> None:
+        """Keep ``window``; once full, evict the oldest (fifo) or a uniformly drawn one (reservoir)."""
+        self.seen += 1
+        if len(self.items) < self.capacity:
+            self.items.append(window)
+        elif self.policy == "fifo":
+            self.items[self._next] = window
+            self._next = (self._next + 1) % self.capacity
+        else:
+            slot = int(self._rng.integers(0, self.seen))
+            if slot < self.capacity:
+                self.items[slot] = window
+
+    def sample(self, size: int) -> list[Window]:
+        """``min(size, len)`` distinct windows drawn uniformly."""
+        chosen = self._rng.choice(len(self.items), size=min(size, len(self.items)), replace=False)
+        return [self.items[i] for i in chosen]
+
+
+def collate_windows(windows: list[Window]) -> dict[str, Any]:
+    """A training batch in ``WindowDataset``'s layout: ``{m: [B, P, ...], "mask": {m: [B, P]},
+    "target": {"beam": [B, F]}, "index": [B]}``."""
+    batch: dict[str, Any] = {m: torch.stack([w.inputs[m] for w in windows]) for m in windows[0].inputs}
+    batch["mask"] = {m: torch.stack([w.mask[m] for w in windows]) for m in windows[0].mask}
+    batch["target"] = {BEAM_TARGET: torch.stack([w.target for w in windows])}
+    batch["index"] = torch.tensor([w.index for w in windows])
+    return batch
+
+
+@dataclass(frozen=True)
+class UpdateReport:
+    """What one ``end_pass`` did. ``seconds``: wall time of the whole update (windows + steps)."""
+
+    pass_number: int
+    windows_added: int
+    buffer_windows: int
+    steps: int
+    seconds: float
+    mean_loss: float | None
+
+
+@dataclass
+class _Step:
+    """A sample of the current pass, kept until the pass ends."""
+
+    index: int
+    inputs: dict[str, Tensor]  # {modality: [*step_shape]}, zeros where masked
+    mask: dict[str, bool]
+    run: int  # contiguous run within the pass
+    beam: int | None = None  # observed best beam, 0-based
+
+
+@dataclass
+class _Pass:
+    pass_id: int
+    steps: list[_Step] = field(default_factory=list)
+    by_index: dict[int, _Step] = field(default_factory=dict)
+
+
+class OnlineAdapter:
+    """A per-site WMLM that serves predictions and adapts after every vehicle pass (module docstring).
+
+    Args:
+        model: a trained ``WMLM`` with one beam head (``target_fields == {"beam": "beam_label"}``); it is
+            copied, so one pretrained model can seed many sites.
+        adapt: ``heads`` or ``heads+backbone`` (fusion + transformer + heads); encoders never learn.
+        buffer_windows: replay-buffer capacity in windows. buffer_policy: ``fifo`` or ``reservoir``.
+        steps_per_pass: optimizer steps after each ended pass (0: never learn, i.e. zero-shot serving).
+        batch_size: windows per optimizer step.
+        lr: AdamW learning rate, constant (a stream has no end to decay towards).
+        weight_decay: AdamW weight decay (0: decay would pull pretrained weights towards zero).
+        top_k: beams per future step in each ``Prediction``.
+        augment: apply the model's training augmentations (e.g. ``BeamFlip``) to update batches; off by
+            default, since the point is to learn this site's own geometry.
+        seed: seed of buffer sampling and of dropout during updates.
+    """
+
+    def __init__(
+        self,
+        model: WMLM,
+        adapt: Adapt = "heads",
+        buffer_windows: int = 2048,
+        buffer_policy: BufferPolicy = "fifo",
+        steps_per_pass: int = 20,
+        batch_size: int = 64,
+        lr: float = 3e-4,
+        weight_decay: float = 0.0,
+        top_k: int = 3,
+        augment: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if adapt not in ("heads", "heads+backbone"):
+            raise ConfigError(f"online adaptation: adapt must be 'heads' or 'heads+backbone', got {adapt!r}")
+        if steps_per_pass < 0 or batch_size < 1 or not 1 <= top_k <= NUM_BEAMS:
+            raise ConfigError(
+                f"online adaptation: need steps_per_pass >= 0, batch_size >= 1, 1 <= top_k <= {NUM_BEAMS}; "
+                f"got {steps_per_pass}, {batch_size}, {top_k}"
+            )
+        self.model = copy.deepcopy(model).cpu().eval()
+        self.head_name = _beam_head(self.model)
+        self.adapt, self.steps_per_pass, self.batch_size = adapt, steps_per_pass, batch_size
+        self.top_k, self.augment = top_k, augment
+        self.past, self.future = self.model.past, self.model.future
+        self.buffer = ReplayBuffer(buffer_windows, buffer_policy, seed)
+        self.model.requires_grad_(False)
+        self.trained = (
+            [self.model.heads]
+            if adapt == "heads"
+            else [self.model.heads, self.model.fusion, self.model.backbone]
+        )
+        for module in self.trained:
+            module.requires_grad_(True)
+        params = [p for module in self.trained for p in module.parameters()]
+        self.optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.passes_ended = 0
+        self.late_labels = 0  # labels that arrived after their pass ended (unused)
+        self.updates: list[UpdateReport] = []
+        self._pass: _Pass | None = None
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path, **options: Any) -> OnlineAdapter:
+        """An adapter for a Lightning checkpoint of a ``WMLM``, read safely by
+        ``wmlm.deploy.export.load_model`` (local file, ``weights_only``, classes checked)."""
+        from wmlm.deploy.export import load_model
+
+        return cls(load_model(checkpoint), **options)
+
+    # ------------------------------------------------------------------------------------ serving
+    def predict(self, sample: Sample) -> Prediction | None:
+        """Record ``sample`` and predict the next ``future`` samples' beams; None until the current run of
+        the pass holds ``past`` contiguous samples."""
+        if self._pass is not None and sample.pass_id != self._pass.pass_id:
+            self.end_pass()
+        current = self._pass if self._pass is not None else _Pass(sample.pass_id)
+        self._pass = current
+        previous = current.steps[-1] if current.steps else None
+        if previous is not None and sample.index <= previous.index:
+            raise ValueError(
+                f"online adaptation: sample index {sample.index} after {previous.index}; samples must arrive in "
+                "increasing index order"
+            )
+        run = 0 if previous is None else previous.run + (sample.index != previous.index + 1)
+        step = _Step(sample.index, *self._step_inputs(sample.inputs), run=run)
+        current.steps.append(step)
+        current.by_index[step.index] = step
+        history = current.steps[-self.past :]
+        if len(history) < self.past or history[0].run != run:
+            return None
+        batch = _stack(history)
+        with torch.inference_mode():
+            scores = self.model(batch)[self.head_name][0]  # [F, 64]
+        beams = scores.topk(self.top_k, dim=-1).indices + 1
+        return Prediction(step.index, beams, scores)
+
+    def observe(self, index: int, beam: int) -> None:
+        """Record the best beam (1-based codebook number) measured at sample ``index`` of the current pass."""
+        if not 1 <= beam <= NUM_BEAMS:
+            raise ValueError(f"online adaptation: beam {beam} is outside 1..{NUM_BEAMS}")
+        step = self._pass.by_index.get(index) if self._pass is not None else None
+        if step is None:
+            latest = self._pass.steps[-1].index if self._pass is not None and self._pass.steps else None
+            if latest is not None and index > latest:
+                raise ValueError(f"online adaptation: label for sample {index}, which has not arrived yet")
+            self.late_labels += 1  # its pass has ended (or it was never seen): a pass is learned once
+            return
+        step.beam = beam - 1
+
+    # ------------------------------------------------------------------------------------ learning
+    def end_pass(self) -> UpdateReport:
+        """End the current pass: add its complete windows to the buffer, then take ``steps_per_pass``
+        optimizer steps (none while the buffer is empty)."""
+        started = time.perf_counter()
+        ended, self._pass = self._pass, None
+        windows = self._windows(ended) if ended is not None else []
+        for window in windows:
+            self.buffer.add(window)
+        losses = [self._step() for _ in range(self.steps_per_pass if len(self.buffer) else 0)]
+        report = UpdateReport(
+            self.passes_ended,
+            len(windows),
+            len(self.buffer),
+            len(losses),
+            time.perf_counter() - started,
+            float(np.mean(losses)) if losses else None,
+        )
+        self.passes_ended += 1
+        self.updates.append(report)
+        return report
+
+    def _windows(self, ended: _Pass) -> list[Window]:
+        steps, span = ended.steps, self.past + self.future
+        windows = []
+        for first in range(len(steps) - span + 1):
+            chunk = steps[first : first + span]
+            if chunk[0].run != chunk[-1].run or any(s.beam is None for s in chunk[self.past :]):
+                continue
+            batch = _stack(chunk[: self.past])
+            windows.append(
+                Window(
+                    {m: batch[m][0] for m in self.model.modality_specs},
+                    {m: batch["mask"][m][0] for m in self.model.modality_specs},
+                    torch.tensor([s.beam for s in chunk[self.past :]], dtype=torch.int64),
+                    chunk[self.past - 1].index,
+                    self.passes_ended,
+                )
+            )
+        return windows
+
+    def _step(self) -> float:
+        batch = collate_windows(self.buffer.sample(self.batch_size))
+        if self.augment:
+            for augmentation in self.model.augmentations:
+                batch = augmentation(batch)
+        for module in self.trained:
+            module.train()  # dropout in what learns; fixed parts stay deterministic
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator)))
+                outputs = self._forward_for_update(batch)
+                loss = self.model.heads[self.head_name].loss(outputs, batch)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], 1.0)
+                self.optimizer.step()
+        finally:
+            self.model.eval()
+        return float(loss.detach())
+
+    def _forward_for_update(self, batch: dict[str, Any]) -> Tensor:
+        # fixed parts run without autograd: the encoders always, the trunk too when only heads learn
+        with torch.no_grad():
+            embeddings = self.model.embed(batch)
+            if self.adapt == "heads":
+                hidden = self.model.backbone(self.model.fuse(embeddings, batch["mask"]))
+        if self.adapt != "heads":
+            hidden = self.model.backbone(self.model.fuse(embeddings, batch["mask"]))
+        return self.model.heads[self.head_name](hidden, batch)
+
+    # ------------------------------------------------------------------------------------ inputs
+    def _step_inputs(self, inputs: Mapping[str, Any]) -> tuple[dict[str, Tensor], dict[str, bool]]:
+        specs = self.model.modality_specs
+        unknown = sorted(set(inputs) - set(specs))
+        if unknown:
+            raise ValueError(
+                f"online adaptation: inputs {unknown} are not modalities of the model {list(specs)}"
+            )
+        values, mask = {}, {}
+        for name, spec in specs.items():
+            raw = inputs.get(name)
+            if raw is None:
+                values[name], mask[name] = torch.zeros(spec.step_shape, dtype=spec.dtype), False
+                continue
+            value = torch.as_tensor(np.asarray(raw)).to(spec.dtype)
+            if tuple(value.shape) != tuple(spec.step_shape):
+                raise ValueError(
+                    f"online adaptation: modality {name!r} expects one step of shape {list(spec.step_shape)}, "
+                    f"got {list(value.shape)}"
+                )
+            present = bool(torch.isfinite(value).all()) if value.is_floating_point() else True
+            values[name], mask[name] = (value if present else torch.zeros_like(value)), present
+        return values, mask
+
+
+def _stack(steps: list[_Step]) -> dict[str, Any]:
+    """One window ``{m: [1, P, ...], "mask": {m: [1, P] bool}}`` from ``P`` recorded steps."""
+    names = steps[0].inputs
+    batch: dict[str, Any] = {m: torch.stack([s.inputs[m] for s in steps])[None] for m in names}
+    batch["mask"] = {m: torch.tensor([[s.mask[m] for s in steps]]) for m in names}
+    return batch
+
+
+def _beam_head(model: WMLM) -> str:
+    """The name of the model's one head that predicts best beams."""
+    names = [n for n, h in model.heads.items() if dict(h.target_fields) == {BEAM_TARGET: "beam_label"}]
+    if len(names) != 1:
+        raise ConfigError(
+            f"online adaptation needs exactly one beam head (target 'beam_label'); the model's heads are "
+            f"{list(model.heads)}"
+        )
+    return names[0]
