@@ -18,22 +18,14 @@ from wmlm.heads.base import TaskHead
 from wmlm.modalities.base import Modality
 from wmlm.model.align import AnchorAlignment, alignment_pairs
 from wmlm.model.augment import BatchAugmentation
-from wmlm.model.backbone import CausalTransformer, get_preset
+from wmlm.model.backbone import BackbonePreset, CausalTransformer
 from wmlm.model.callbacks import model_callbacks
 from wmlm.model.checkpoint import load_matching_weights
+from wmlm.model.options import check_options, make_head, make_modality, plain_specs
 from wmlm.model.resume import collect_rng_states, set_rng_states
-from wmlm.registry import get_head, get_modality
 
 log = logging.getLogger(__name__)
 Stage = Literal["align", "adapt"]
-
-
-def _make_modality(spec: str | Modality) -> Modality:
-    return get_modality(spec)() if isinstance(spec, str) else spec
-
-
-def _make_head(spec: str | TaskHead) -> TaskHead:
-    return get_head(spec)() if isinstance(spec, str) else spec
 
 
 class WMLM(pl.LightningModule):
@@ -99,76 +91,69 @@ class WMLM(pl.LightningModule):
         # Objects passed in Python are not plain data and are left out of the checkpoint's hyperparameters;
         # under LightningCLI the hyperparameters are the parsed config (class_path dicts), so they are kept
         # and load_from_checkpoint rebuilds user modalities and heads (e.g. for `wmlm export`).
-        keep_all = _given_hyperparameters.get() is not None or _plain(modalities, heads, augmentations)
+        keep_all = _given_hyperparameters.get() is not None or plain_specs(modalities, heads, augmentations)
         self.save_hyperparameters(ignore=[] if keep_all else ["modalities", "heads", "augmentations"])
-        self.augmentations = list(augmentations)
-        self.modality_specs = {m.name: m for m in map(_make_modality, modalities)}
-        if not self.modality_specs:
-            raise ConfigError("model.modalities: at least one modality is needed")
+        self.modality_specs = {m.name: m for m in map(make_modality, modalities)}
         self.anchors = [anchor] if isinstance(anchor, str) else list(anchor)
-        unknown = [a for a in self.anchors if a not in self.modality_specs]
-        if unknown:
-            raise ConfigError(
-                f"model.anchor: {unknown} not among model.modalities {list(self.modality_specs)}"
-            )
-        if align_epochs < 0 or adapt_epochs < 0 or align_epochs + adapt_epochs == 0:
-            raise ConfigError(
-                f"model: need align_epochs, adapt_epochs >= 0 and not both 0, got {align_epochs}, {adapt_epochs}"
-            )
         self.pairs = alignment_pairs(list(self.modality_specs), self.anchors)
-        if align_epochs > 0 and not self.pairs:
-            raise ConfigError(
-                "model: the alignment stage needs a modality besides the anchor; set align_epochs: 0 "
-                f"or add a modality (modalities={list(self.modality_specs)}, anchor={self.anchors})"
-            )
-        if past < 1 or future < 1:
-            raise ConfigError(f"model.past and model.future must be >= 1, got past={past}, future={future}")
+        preset_cfg = check_options(
+            list(self.modality_specs), self.anchors, self.pairs, preset=preset, past=past, future=future,
+            align_epochs=align_epochs, adapt_epochs=adapt_epochs, freeze_encoders=freeze_encoders,
+            freeze_backbone=freeze_backbone, init_from=init_from,
+            checkpoint_every_n_steps=checkpoint_every_n_steps, num_heads=len(heads),
+        )  # fmt: skip
         self.past, self.future = past, future
         self.align_epochs, self.adapt_epochs = align_epochs, adapt_epochs
-        if (freeze_backbone or (freeze_encoders and align_epochs == 0)) and not init_from:
-            raise ConfigError(
-                "model: freeze_backbone, or freeze_encoders without an alignment stage, fixes weights that "
-                "nothing would have trained; set model.init_from to a pretrained checkpoint"
-            )
         self.freeze_encoders, self.freeze_backbone = freeze_encoders, freeze_backbone
         self.init_from = init_from
         self.lr, self.weight_decay, self.warmup_fraction = lr, weight_decay, warmup_fraction
         self.monitor, self.monitor_mode = monitor, monitor_mode
-        if checkpoint_every_n_steps is not None and checkpoint_every_n_steps < 1:
-            raise ConfigError(
-                f"model.checkpoint_every_n_steps must be >= 1 or null, got {checkpoint_every_n_steps}"
-            )
         self.checkpoint_every_n_steps = checkpoint_every_n_steps
+        self.augmentations = list(augmentations)
         self._rng_to_restore: dict[str, Any] | None = None
+        self.configure_models(preset_cfg, embed_dim, heads, dropout, activation_checkpointing)
+        self.configure_losses(loss_weights)
+        self.configure_metrics()
 
-        preset_cfg = get_preset(preset)
-        if past > preset_cfg.max_steps:
-            raise ConfigError(f"model.past={past} exceeds preset {preset!r} max_steps={preset_cfg.max_steps}")
+    # ----------------------------------------------------------------------------------- parts
+    def configure_models(
+        self,
+        preset: BackbonePreset,
+        embed_dim: int,
+        heads: Sequence[str | TaskHead],
+        dropout: float,
+        activation_checkpointing: bool,
+    ) -> None:
+        """Build ``encoders``, ``alignment``, ``fusion``, ``backbone`` and ``heads``, in this order (a seed
+        draws the same initial weights as ever, and checkpoint keys keep their order)."""
         self.encoders = nn.ModuleDict({n: m.build_encoder(embed_dim) for n, m in self.modality_specs.items()})
         self.alignment = AnchorAlignment(self.pairs)
         # one projection per modality, summed over the modalities present at a step: equal to
         # concatenation + linear when all are present, and still defined when one is missing
-        self.fusion = nn.ModuleDict({n: nn.Linear(embed_dim, preset_cfg.width) for n in self.modality_specs})
+        self.fusion = nn.ModuleDict({n: nn.Linear(embed_dim, preset.width) for n in self.modality_specs})
         self.backbone = CausalTransformer(
-            preset_cfg, dropout=dropout, activation_checkpointing=activation_checkpointing
+            preset, dropout=dropout, activation_checkpointing=activation_checkpointing
         )
-        head_list = [_make_head(h) for h in heads]
-        if not head_list and adapt_epochs > 0:
-            raise ConfigError("model.heads: the adaptation stage needs at least one head")
         self.heads = nn.ModuleDict()
-        for head in head_list:
+        for head in [make_head(h) for h in heads]:
             if head.name in self.heads:
                 raise ConfigError(
                     f"model.heads: two heads are named {head.name!r}; pass name=... to one of them"
                 )
-            head.build(preset_cfg.width, past, future)
+            head.build(preset.width, self.past, self.future)
             self.heads[head.name] = head
+
+    def configure_losses(self, loss_weights: dict[str, float] | None) -> None:
+        """``loss_weights``: every head's weight in the adaptation loss (1 unless given)."""
         self.loss_weights = {h: 1.0 for h in self.heads} | dict(loss_weights or {})
         extra = set(self.loss_weights) - set(self.heads)
         if extra:
             raise ConfigError(
                 f"model.loss_weights: {sorted(extra)} are not heads; heads are {list(self.heads)}"
             )
+
+    def configure_metrics(self) -> None:
+        """``val_metrics`` and ``test_metrics``: ``{head: MetricCollection}``, keys prefixed ``<split>/<head>/``."""
         self.val_metrics = nn.ModuleDict(
             {h: head.metrics().clone(prefix=f"val/{h}/") for h, head in self.heads.items()}
         )
@@ -377,8 +362,3 @@ class WMLM(pl.LightningModule):
         if self._rng_to_restore is not None:
             set_rng_states(self._rng_to_restore)
             self._rng_to_restore = None
-
-
-def _plain(modalities: Sequence[Any], heads: Sequence[Any], augmentations: Sequence[Any]) -> bool:
-    """True when every spec is a plain name, so hyperparameters stay plain data."""
-    return not augmentations and all(isinstance(x, str) for x in [*modalities, *heads])
