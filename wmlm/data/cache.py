@@ -3,8 +3,8 @@
 Parsing a DeepSense folder means opening one small text file per sample and field (tens of thousands of
 files); the cache turns that into a few ``np.load(mmap_mode="r")`` calls. An entry is keyed by everything
 that can change its content: the bytes of every file under the scenario folder (a BLAKE2b digest, so a
-file edited to the same size with its modification time restored is noticed; ~0.8 s for the 17,894 files
-of the real scenario 9, against minutes of parsing), the requested fields, the reader class and settings
+file edited to the same size with its modification time restored is noticed; its cost:
+docs/results/constants.md), the requested fields, the reader class and settings
 of each field, the name and version of the distribution that provides the reader (an upgraded plugin
 parses again) and the wmlm version. A stale entry is never reused, only replaced; a damaged one (a
 truncated ``.npy``) is rebuilt with one warning.

@@ -12,9 +12,8 @@ from wmlm.data.table import DataError, ScenarioTable, is_hidden
 from wmlm.registry import get_reader
 
 # Beam labels must equal the strongest beam of the power file on at least this share of the rows that
-# have a power measurement. Measured: 100.0 % on each of the six real DeepSense scenarios (1, 2, 5, 6, 8,
-# 9); a 0-based or shifted label export agrees on ~0 %. Exact agreement, no +-1 tolerance: a tolerance
-# would hide exactly the off-by-one export this check exists for.
+# have a power measurement (the real scenarios: docs/results/constants.md). Exact agreement, no +-1
+# tolerance: a tolerance would hide exactly the off-by-one export this check exists for.
 MIN_LABEL_AGREEMENT = 0.5
 LABEL_FIELD, POWER_FIELD = "beam_label", "beam_power"
 

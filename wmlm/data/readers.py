@@ -31,8 +31,7 @@ log = logging.getLogger(__name__)
 EARTH_RADIUS_M = 6_371_008.8
 BYTES_PER_NUMBER = 64  # a text number file larger than this per expected number is refused unread
 # A row's peak power this many times above or below the scenario's median peak is not a measurement
-# (dB written into a linear file, another unit): on the six real DeepSense scenarios every row's peak
-# lies within 0.116x..12.9x of its scenario's median, so 1000x (30 dB) leaves a 19 dB margin.
+# (dB written into a linear file, another unit); the real rows' range: docs/results/constants.md.
 MAX_PEAK_RATIO = 1000.0
 
 

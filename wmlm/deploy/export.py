@@ -55,7 +55,7 @@ from wmlm.outputs import atomic_write_text
 
 log = logging.getLogger(__name__)
 Exporter = Literal["auto", "dynamo", "torchscript"]
-ATOL = RTOL = 1e-4  # ONNX Runtime vs PyTorch, float32: observed differences are ~1e-6
+ATOL = RTOL = 1e-4  # ONNX Runtime vs PyTorch, float32 (observed differences: docs/results/constants.md)
 EXAMPLE_BATCH = 2  # torch.export specialises sizes 0 and 1, so a dynamic axis is traced at 2
 EXTERNAL_DATA_BYTES = 1 << 30  # larger weights go to model.onnx.data (protobuf files stop at 2 GB)
 

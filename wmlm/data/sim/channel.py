@@ -28,23 +28,20 @@ CODEBOOK_HALF_WIDTH_DEG = 50.0
 # the beam pattern depends on the sine difference only, so the nearest beam in sine is the strongest one
 BEAM_SINES = np.linspace(-1.0, 1.0, NUM_BEAMS) * np.sin(np.radians(CODEBOOK_HALF_WIDTH_DEG))
 # amplitude taper of the beamforming weights (a Hamming-like raised cosine): it widens each beam to the
-# 6-7 codebook steps within 3 dB of the peak that the DeepSense 6G power files show (5 without a taper)
-# and lowers the sidelobes, at 1.4 dB less peak gain
+# 3 dB width the DeepSense 6G power files show and lowers the sidelobes (figures: docs/results/constants.md)
 TAPER_PEDESTAL = 0.54
 # element power pattern cos(angle off broadside)**1.5 (a patch element: about -3 dB at 50 degrees), and
 # a front-to-back ratio: the array sees almost nothing from behind its ground plane
 ELEMENT_PATTERN_EXPONENT = 1.5
 FRONT_TO_BACK_DB = 25.0
 # gain of the receive chain from antenna port to the reported power value: received milliwatts times
-# 10**(60/10) puts line-of-sight peaks at 10-30 m in the range of the DeepSense 6G power files (median
-# peak 0.02-0.4, up to about 1)
+# 10**(60/10) puts line-of-sight peaks at 10-30 m in the range of the DeepSense 6G power files
+# (docs/results/constants.md)
 RECEIVER_GAIN_DB = 60.0
 THERMAL_NOISE_DBM_PER_HZ = -174.0  # kT at 290 K
 # each reported beam power is the mean of this many independent noise samples: at 200 MHz that is about
 # 5 us of a beam's dwell (a 64-beam sweep at 9-10 Hz leaves each beam milliseconds). The real power files
-# have a flat floor: the beams far from the peak spread by only 4 % (scenarios 6 and 8) to 15 % (rms over
-# mean), i.e. several hundred averaged samples; a coarse average (32) made the best beam flicker between
-# neighbours far more often than the real data does
+# have a flat floor, i.e. several hundred averaged samples (docs/results/constants.md)
 SNAPSHOTS_PER_MEASUREMENT = 1024
 
 
