@@ -150,8 +150,8 @@ class Dirichlet:
                 f"Dirichlet: need positive mean weights summing to 1 and concentration > 0: {self}"
             )
 
-    def draw(self, rng: np.random.Generator) -> tuple[float, ...]:
-        return tuple(float(v) for v in rng.dirichlet(np.asarray(self.mean) * self.concentration))
+    def draw(self, rng: np.random.Generator) -> list[float]:  # a list: the knobs stay as JSON reads them
+        return [float(v) for v in rng.dirichlet(np.asarray(self.mean) * self.concentration)]
 
     def contains(self, value: Any) -> bool:
         return len(value) == len(self.mean) and min(value) >= 0 and abs(sum(value) - 1) < 1e-6
