@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 
 from wmlm.data.deepsense import ScenarioData, find_scenarios, load_scenario
 from wmlm.data.table import DataError
+from wmlm.outputs import atomic_write, atomic_write_text
 from wmlm.version import __version__
 
 log = logging.getLogger(__name__)
@@ -149,15 +149,9 @@ def _check_cache_dir(cache_dir: Path) -> None:
 
 
 def _save_atomic(path: Path, values: np.ndarray) -> None:
-    """Write ``values`` to ``path`` through a temporary file and a rename: readers see all or nothing."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".npy", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.save(stream, np.ascontiguousarray(values))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write ``values`` to ``path`` atomically: readers see all or nothing (no fsync: a cache can be rebuilt)."""
+    with atomic_write(path, fsync=False) as stream:
+        np.save(stream, np.ascontiguousarray(values))
 
 
 def _add_to_entry(entry: Path, data: ScenarioData, source: Path) -> None:
@@ -170,7 +164,7 @@ def _add_to_entry(entry: Path, data: ScenarioData, source: Path) -> None:
             _save_atomic(_field_file(entry, name), values)
         _save_atomic(entry / "_index.npy", data.index)
         _save_atomic(entry / "_sequence.npy", data.sequence)
-        (entry / META_FILE).write_text(json.dumps(meta, indent=1))
+        atomic_write_text(entry / META_FILE, json.dumps(meta, indent=1), fsync=False)
     except OSError as exc:
         raise DataError(
             f"cannot write the cache entry {entry} ({exc.strerror}); set {ENV_CACHE_DIR} (or data.cache_dir) "
