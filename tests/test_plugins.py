@@ -102,6 +102,7 @@ def test_builtin_records():
         "beam_power",
         "beam_label",
         "position",
+        "position_raw",
         "position_cal",
         "blockage",
         "image",
