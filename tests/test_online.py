@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from conftest import write_scenario
 
+from wmlm.data.cache import load_scenarios
 from wmlm.deploy.online import OnlineAdapter, ReplayBuffer, Sample, Window
-from wmlm.deploy.prequential import LabelledSample, prequential_evaluate
+from wmlm.deploy.prequential import LabelledSample, prequential_evaluate, scenario_stream
 from wmlm.errors import ConfigError
 from wmlm.heads.beam import BeamHead
 from wmlm.model.wmlm import WMLM
 
 PAST, FUTURE = 3, 2
+PAST_BENCH, FUTURE_BENCH = 5, 3  # benchmarks/configs/wmlm.yaml
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
 
 class Recorder:
@@ -313,3 +319,38 @@ def test_zero_steps_is_zero_shot_serving() -> None:
     }
     with torch.no_grad():
         assert torch.allclose(spy_model(Recorder()).eval()(batch)["beam"][0], result.scores[-1], atol=1e-6)
+
+
+def test_scenarios_of_one_site_continue_one_stream(tmp_path: Path) -> None:
+    """Pass ids are renumbered across scenarios and indices keep increasing, with a gap between them."""
+    for seed, name in enumerate(["s1", "s2"]):
+        write_scenario(tmp_path / name, seed=seed, sequence_lengths=(6, 5))
+    data = load_scenarios(tmp_path, ["beam_power", "beam_label"], ["s1", "s2"])
+    items = list(scenario_stream(data, {"beam": "beam_power"}))
+    assert [i.sample.pass_id for i in items] == [0] * 6 + [1] * 5 + [2] * 6 + [3] * 5
+    indices = [i.sample.index for i in items]
+    assert all(b > a for a, b in zip(indices, indices[1:])) and indices[11] - indices[10] == 2
+    assert [i.beam for i in items[:11]] == [int(b) + 1 for b in data[0].fields["beam_label"]]
+
+
+def test_online_benchmark_smoke_run(tmp_path: Path) -> None:
+    lengths = (14, 12, 16, 13, 15, 14)
+    for seed, name in enumerate(["s1", "s2", "s3"]):
+        write_scenario(tmp_path / "data" / name, seed=seed, sequence_lengths=lengths)
+    markdown, plot = tmp_path / "online.md", tmp_path / "online.png"
+    spec = importlib.util.spec_from_file_location("online_benchmark", BENCHMARKS / "online.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = module.main(
+        ["--root", str(tmp_path / "data"), "--sites", "A=s1,s2", "B=s3", "--held-out", "B", "--smoke"]
+        + ["--markdown", str(markdown), "--json", str(tmp_path / "online.json"), "--plot", str(plot)]
+    )
+    assert [r["variant"] for r in rows] == ["zero-shot", "heads", "heads+backbone"]
+    windows = sum(n - PAST_BENCH - FUTURE_BENCH + 1 for n in lengths)
+    assert all(r["site"] == "B" and r["windows"] == windows and r["passes"] == len(lengths) for r in rows)
+    assert all(0.0 <= r["top1_mean"] <= r["top3_mean"] <= 1.0 for r in rows)
+    assert rows[0]["update_s_per_pass"] < rows[1]["update_s_per_pass"]  # zero-shot never updates
+    assert "python benchmarks/online.py --root" in markdown.read_text()
+    assert "passes seen" in (tmp_path / "online_curve.md").read_text()
+    assert plot.stat().st_size > 1000

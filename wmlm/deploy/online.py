@@ -33,6 +33,7 @@ see a changed trunk without being retrained.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -94,6 +95,8 @@ class Window:
         inputs: ``{modality: [P, *step_shape]}``; masked steps hold zeros. mask: ``{modality: [P] bool}``.
         target: ``[F] int64`` best beams, 0-based (beam ``i + 1``), of the samples after ``index``.
         index: sample index of the last past step. pass_number: 0-based pass count at this adapter.
+        hidden: ``[P, width]`` the fixed trunk's hidden states, kept when only the heads learn (the trunk
+            cannot change then, so replaying a window costs one head forward pass, not a whole model's).
     """
 
     inputs: dict[str, Tensor]
@@ -101,6 +104,7 @@ class Window:
     target: Tensor
     index: int
     pass_number: int
+    hidden: Tensor | None = None
 
 
 class ReplayBuffer:
@@ -307,6 +311,8 @@ class OnlineAdapter:
         started = time.perf_counter()
         ended, self._pass = self._pass, None
         windows = self._windows(ended) if ended is not None else []
+        if windows and self._keeps_hidden:
+            windows = self._with_hidden(windows)
         for window in windows:
             self.buffer.add(window)
         losses = [self._step() for _ in range(self.steps_per_pass if len(self.buffer) else 0)]
@@ -341,8 +347,20 @@ class OnlineAdapter:
             )
         return windows
 
+    @property
+    def _keeps_hidden(self) -> bool:
+        # augmentations change the inputs of every replay, so their hidden states cannot be kept
+        return self.adapt == "heads" and not (self.augment and self.model.augmentations)
+
+    def _with_hidden(self, windows: list[Window]) -> list[Window]:
+        batch = collate_windows(windows)
+        with torch.no_grad():
+            hidden = self.model.backbone(self.model.fuse(self.model.embed(batch), batch["mask"]))
+        return [dataclasses.replace(w, hidden=h) for w, h in zip(windows, hidden)]
+
     def _step(self) -> float:
-        batch = collate_windows(self.buffer.sample(self.batch_size))
+        windows = self.buffer.sample(self.batch_size)
+        batch = collate_windows(windows)
         if self.augment:
             for augmentation in self.model.augmentations:
                 batch = augmentation(batch)
@@ -351,7 +369,12 @@ class OnlineAdapter:
         try:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator)))
-                outputs = self._forward_for_update(batch)
+                kept = [w.hidden for w in windows if w.hidden is not None]
+                if len(kept) == len(windows):
+                    hidden = torch.stack(kept)
+                    outputs = self.model.heads[self.head_name](hidden, batch)
+                else:
+                    outputs = self._forward_for_update(batch)
                 loss = self.model.heads[self.head_name].loss(outputs, batch)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -385,7 +408,7 @@ class OnlineAdapter:
             if raw is None:
                 values[name], mask[name] = torch.zeros(spec.step_shape, dtype=spec.dtype), False
                 continue
-            value = torch.as_tensor(np.asarray(raw)).to(spec.dtype)
+            value = torch.as_tensor(np.array(raw)).to(spec.dtype)  # a copy: memory-mapped rows are read-only
             if tuple(value.shape) != tuple(spec.step_shape):
                 raise ValueError(
                     f"online adaptation: modality {name!r} expects one step of shape {list(spec.step_shape)}, "

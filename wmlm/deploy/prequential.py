@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,18 +44,30 @@ class LabelledSample:
     beam: int
 
 
-def scenario_stream(scenario: ScenarioData, inputs: Mapping[str, str]) -> Iterator[LabelledSample]:
-    """The rows of a loaded scenario, in file order, as a stream.
+def scenario_stream(
+    scenarios: ScenarioData | Sequence[ScenarioData], inputs: Mapping[str, str]
+) -> Iterator[LabelledSample]:
+    """The rows of loaded scenarios of one site, in file order, one scenario after the other, as a stream.
+
+    Scenarios of one site (e.g. DeepSense 1 and 2, one base station) continue one stream: pass ids are
+    renumbered ``0, 1, ...`` in order of appearance and indices are shifted to keep increasing, with a gap
+    between scenarios so that no window spans two of them.
 
     Args:
-        scenario: e.g. from ``wmlm.data.cache.load_scenarios`` with the input fields and ``beam_label``.
+        scenarios: e.g. from ``wmlm.data.cache.load_scenarios`` with the input fields and ``beam_label``.
         inputs: ``{modality: field}``, e.g. ``model.data_fields()["inputs"]``.
     """
-    labels = scenario.fields["beam_label"]
-    for row in range(len(scenario)):
-        values = {name: scenario.fields[f][row] for name, f in inputs.items()}
-        sample = Sample(int(scenario.index[row]), int(scenario.sequence[row]), values)
-        yield LabelledSample(sample, int(labels[row]) + 1)
+    passes: dict[tuple[int, int], int] = {}
+    offset = 0
+    for number, scenario in enumerate([scenarios] if isinstance(scenarios, ScenarioData) else scenarios):
+        labels = scenario.fields["beam_label"]
+        shift = offset - int(scenario.index.min()) if len(scenario) else 0
+        for row in range(len(scenario)):
+            values = {name: scenario.fields[f][row] for name, f in inputs.items()}
+            pass_id = passes.setdefault((number, int(scenario.sequence[row])), len(passes))
+            sample = Sample(int(scenario.index[row]) + shift, pass_id, values)
+            yield LabelledSample(sample, int(labels[row]) + 1)
+        offset += (int(scenario.index.max()) - int(scenario.index.min()) + 2) if len(scenario) else 0
 
 
 @dataclass
