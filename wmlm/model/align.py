@@ -105,6 +105,32 @@ class AnchorAlignment(nn.Module):
         losses["loss"] = torch.stack(list(losses.values())).mean()
         return losses
 
+    @torch.no_grad()
+    def retrieval(self, embeddings: Mapping[str, Tensor], masks: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Top-1 retrieval accuracy of every pair, both ways: did alignment learn anything?
+
+        For each kept step of the anchor, is the other modality's embedding of the *same* step the most
+        similar (cosine) among all kept steps of the batch (``[B*P]`` candidates), and the other way round.
+        Chance is ``1 / kept steps``. Computed on this process's batch (no gather): a diagnostic, not a loss.
+
+        Returns:
+            ``{"<anchor>__<other>/<anchor>_to_<other>": accuracy, "<anchor>__<other>/<other>_to_<anchor>": ...}``
+            for pairs with at least two kept steps.
+        """
+        scores: dict[str, Tensor] = {}
+        for anchor, other in self.pairs:
+            keep = (masks[anchor] & masks[other]).reshape(-1)
+            if int(keep.sum()) < 2:
+                continue
+            a = F.normalize(embeddings[anchor].reshape(-1, embeddings[anchor].shape[-1])[keep], dim=-1)
+            b = F.normalize(embeddings[other].reshape(-1, embeddings[other].shape[-1])[keep], dim=-1)
+            similarity = a @ b.T  # [N, N]: row i = anchor step i against every step of the other modality
+            truth = torch.arange(len(a), device=a.device)
+            key = self.key(anchor, other)
+            scores[f"{key}/{anchor}_to_{other}"] = (similarity.argmax(dim=1) == truth).float().mean()
+            scores[f"{key}/{other}_to_{anchor}"] = (similarity.argmax(dim=0) == truth).float().mean()
+        return scores
+
     def _gather(self, a: Tensor, b: Tensor, keep: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Rows ``[world_size * N, D]`` of every rank in rank order, and their keep flags ``[world_size * N]``.
 

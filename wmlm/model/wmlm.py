@@ -255,8 +255,13 @@ class WMLM(pl.LightningModule):
         batch_size = len(batch["index"])
         embeddings = self.embed(batch)
         if self.pairs and split == "val":
-            align = self.alignment(embeddings, self._masks(batch, embeddings))
+            masks = self._masks(batch, embeddings)
+            align = self.alignment(embeddings, masks)
             self.log("val/align_loss", align["loss"], batch_size=batch_size)
+            retrieval = self.alignment.retrieval(embeddings, masks)
+            self.log_dict(
+                {f"val/align/retrieval/{k}": v for k, v in retrieval.items()}, batch_size=batch_size
+            )
         if not self.heads:
             return {}
         outputs = self.heads_forward(embeddings, batch)
