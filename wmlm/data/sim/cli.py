@@ -180,8 +180,9 @@ def synth_command(argv: list[str]) -> int:
     skipped = [job.preset.name for job, action in planned if action == "skip"]
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("simulating sites", total=len(planned) - len(skipped))
-        summaries = run_jobs(planned, workers, on_done=lambda _: progress.advance(task))
+        total = sum(job.sequences for job, action in planned if action != "skip")
+        task = progress.add_task(f"simulating {len(planned) - len(skipped)} site(s), sequences", total=total)
+        summaries = run_jobs(planned, workers, on_sequences=lambda n: progress.advance(task, n))
     for summary, job in zip(summaries, (job for job, action in planned if action != "skip")):
         print(
             f"{summary['name']}: {summary['samples']} samples, {summary['sequences']} sequences, "

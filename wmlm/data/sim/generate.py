@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -112,9 +113,12 @@ def plan_jobs(jobs: Sequence[SiteJob], overwrite: bool, resume: bool) -> list[tu
     return planned
 
 
-def run_job(job: SiteJob, replace: bool = False) -> dict[str, Any]:
-    """Simulate and write one job; returns a summary (name, samples, sequences, blocked share, folder)."""
-    sim = simulate_scenario(job.preset, job.sequences, job.seed)
+def run_job(
+    job: SiteJob, replace: bool = False, on_sequence: Callable[[int], None] | None = None
+) -> dict[str, Any]:
+    """Simulate and write one job; returns a summary (name, samples, sequences, blocked share, folder).
+    ``on_sequence(k)`` is called after each simulated sequence."""
+    sim = simulate_scenario(job.preset, job.sequences, job.seed, on_sequence=on_sequence)
     write_scenario_folder(sim, job.folder, overwrite=replace, sensors=job.sensors, record=job.record)
     return {
         "name": job.preset.name,
@@ -134,24 +138,31 @@ def run_jobs(
     planned: Sequence[tuple[SiteJob, Action]],
     workers: int = 1,
     on_done: Callable[[dict[str, Any]], None] | None = None,
+    on_sequences: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run the planned jobs that are not skipped, on ``workers`` processes (1: in this process); returns
-    their summaries in job order. ``on_done(summary)`` is called as each finishes (progress bars)."""
+    their summaries in job order. ``on_done(summary)`` is called as each job finishes, ``on_sequences(n)``
+    as ``n`` more sequences are simulated (progress bars; with workers, a job's sequences when it ends)."""
     todo = [item for item in planned if item[1] != "skip"]
     if workers <= 1 or len(todo) <= 1:
         summaries = []
-        for item in todo:
-            summaries.append(_run_planned(item))
+        step = None if on_sequences is None else (lambda _: on_sequences(1))
+        for job, action in todo:
+            summaries.append(run_job(job, replace=action == "replace", on_sequence=step))
             if on_done is not None:
                 on_done(summaries[-1])
         return summaries
-    # spawn, not fork: the parent may hold threads (progress bars, torch) that a forked child would inherit
-    context = multiprocessing.get_context("spawn")
+    # fork on Linux: a spawned child would re-import the main module first (the ``wmlm`` script imports
+    # Lightning: seconds per worker). The children run numpy and write files only, never a lock of the
+    # parent's threads (progress bar, executor); elsewhere (macOS, Windows) fork is unsafe or absent: spawn
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context) as pool:
         futures = [pool.submit(_run_planned, item) for item in todo]
         summaries = []
-        for future in futures:
+        for future, (job, _) in zip(futures, todo):
             summaries.append(future.result())
+            if on_sequences is not None:
+                on_sequences(job.sequences)
             if on_done is not None:
                 on_done(summaries[-1])
     return summaries

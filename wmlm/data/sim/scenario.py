@@ -96,7 +96,9 @@ def _simulate_sequence(
         ),
         "position_enu_m": position,
         "target_xyz_local_m": drive.target_xyz_m,
-        "los_aod_deg": np.degrees(np.arcsin(array_directions(preset, delta)[:, 0] / np.linalg.norm(delta, axis=1))),
+        "los_aod_deg": np.degrees(
+            np.arcsin(array_directions(preset, delta)[:, 0] / np.linalg.norm(delta, axis=1))
+        ),
         "blocked": measured.blocked,
         "los_loss_db": measured.los_loss_db,
         "target_box_enu": np.concatenate([position, drive.target_box[:, 2:], heading[:, None]], axis=1),
