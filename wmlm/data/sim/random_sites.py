@@ -172,6 +172,9 @@ WALL_MATERIALS: dict[str, Uniform] = {
 }
 WALL_SPAN_M = 150.0  # facades cover local x in [-150, 150], as the presets' do
 MAX_SPEED_MPS = 17.0  # 61 km/h: the fastest urban traffic the sites carry
+# fast roads are wide and set back, kerbside streets slow: the fastest driver passes the nearest lane centre
+# at no more than this angular rate seen from the BS (the presets: 0.6-1.8 rad/s), speeds scaled down together
+MAX_ANGULAR_RATE_RAD_S = 1.8
 MAX_SLOWDOWN_DEPTH = 0.95
 MAX_PASS_ANGLE_DEG = 65.0
 
@@ -213,7 +216,8 @@ SITE_DISTRIBUTIONS: dict[str, tuple[Distribution, str]] = {
     "speed_low_mps": (Uniform(3.0, 11.0), "lowest cruising speed"),
     "speed_ratio": (
         Uniform(1.2, 2.6),
-        f"highest / lowest cruising speed (highest capped at {MAX_SPEED_MPS} m/s)",
+        f"highest / lowest cruising speed (both scaled down until the highest is at most {MAX_SPEED_MPS:g} m/s "
+        f"and {MAX_ANGULAR_RATE_RAD_S:g} rad/s at the nearest lane)",
     ),
     "vehicle_mix": (Dirichlet((0.62, 0.17, 0.13, 0.08), 20.0), "shares of " + ", ".join(CLASS_NAMES)),
     "slowdown": (Bernoulli(0.35), "a crosswalk, speed bump or driveway where drivers slow down"),
@@ -312,7 +316,8 @@ def build_preset(name: str, knobs: dict[str, Any], seed: int, site: int) -> Scen
         walls += _facade(
             "continuous", -knobs["near_wall_offset_m"], knobs["near_wall_height_m"], loss, knobs, layout
         )
-    speed_low = knobs["speed_low_mps"]
+    speed_high = knobs["speed_low_mps"] * knobs["speed_ratio"]
+    scale = min(1.0, MAX_SPEED_MPS / speed_high, MAX_ANGULAR_RATE_RAD_S * offsets[0] / speed_high)
     depth_low = knobs["slowdown_depth_low"]
     angle_low = knobs["pass_angle_low_deg"]
     site_seed = int(np.random.SeedSequence([STREAM, TABLE_VERSION, seed, site]).generate_state(1)[0])
@@ -324,7 +329,7 @@ def build_preset(name: str, knobs: dict[str, Any], seed: int, site: int) -> Scen
         ue_height_m=knobs["ue_height_m"],
         lane_offsets_m=tuple(offsets),
         lane_directions=directions,
-        speed_range_mps=(speed_low, min(speed_low * knobs["speed_ratio"], MAX_SPEED_MPS)),
+        speed_range_mps=(knobs["speed_low_mps"] * scale, speed_high * scale),
         traffic_density_per_km=knobs["traffic_density_per_km"],
         vehicle_mix=tuple(knobs["vehicle_mix"]),
         walls=walls,
