@@ -83,15 +83,26 @@ class CausalTransformer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         steps = x.shape[1]
+        self.check_steps(steps)
+        mask = nn.Transformer.generate_square_subsequent_mask(steps, device=x.device, dtype=x.dtype)
+        return self.run_blocks(x + self.position[:steps], mask, is_causal=True)
+
+    def check_steps(self, steps: int) -> None:
+        """``ValueError`` when a window of ``steps`` steps is longer than the learned positions."""
         if steps > self.preset.max_steps:
             raise ValueError(f"backbone: {steps} steps exceed the preset's max_steps={self.preset.max_steps}")
-        mask = nn.Transformer.generate_square_subsequent_mask(steps, device=x.device, dtype=x.dtype)
-        hidden = x + self.position[:steps]
+
+    def run_blocks(self, hidden: Tensor, mask: Tensor, is_causal: bool) -> Tensor:
+        """Every block, then the final norm: ``[B, L, width] -> [B, L, width]``.
+
+        ``mask``: additive attention mask, ``[L, L]`` or ``[B * heads, L, L]`` (0 attend, ``-inf`` not);
+        ``is_causal``: a hint that ``mask`` is the plain causal one.
+        """
         recompute = self.activation_checkpointing and self.training and torch.is_grad_enabled()
         # the blocks one by one, as nn.TransformerEncoder.forward runs them, so each can be checkpointed
         for block in self.blocks.layers:
             if recompute:
-                hidden = checkpoint(block, hidden, mask, None, True, use_reentrant=False)
+                hidden = checkpoint(block, hidden, mask, None, is_causal, use_reentrant=False)
             else:
-                hidden = block(hidden, src_mask=mask, is_causal=True)
+                hidden = block(hidden, src_mask=mask, is_causal=is_causal)
         return self.norm(hidden)

@@ -13,6 +13,7 @@ from wmlm.errors import ConfigError
 from wmlm.heads.base import TaskHead
 from wmlm.modalities.base import Modality
 from wmlm.model.backbone import BackbonePreset, get_preset
+from wmlm.model.fusion import FUSIONS
 from wmlm.registry import get_head, get_modality
 
 
@@ -46,6 +47,7 @@ def check_options(
     init_from: str | None,
     checkpoint_every_n_steps: int | None,
     num_heads: int,
+    fusion: str = "sum",
 ) -> BackbonePreset:
     """The backbone preset called ``preset``, once the options are known to fit together.
 
@@ -80,6 +82,8 @@ def check_options(
         raise ConfigError(
             f"model.checkpoint_every_n_steps must be >= 1 or null, got {checkpoint_every_n_steps}"
         )
+    if fusion not in FUSIONS:
+        raise ConfigError(f"model.fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
     preset_cfg = get_preset(preset)
     if past > preset_cfg.max_steps:
         raise ConfigError(f"model.past={past} exceeds preset {preset!r} max_steps={preset_cfg.max_steps}")

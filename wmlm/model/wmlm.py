@@ -21,6 +21,7 @@ from wmlm.model.augment import BatchAugmentation
 from wmlm.model.backbone import BackbonePreset, CausalTransformer
 from wmlm.model.callbacks import model_callbacks
 from wmlm.model.checkpoint import load_matching_weights
+from wmlm.model.fusion import FusedTokens, TokenTransformer, stack_tokens
 from wmlm.model.options import check_options, make_head, make_modality, plain_specs
 from wmlm.model.resume import collect_rng_states, set_rng_states
 
@@ -60,6 +61,11 @@ class WMLM(pl.LightningModule):
             validation), so a killed run resumes mid-epoch with ``--ckpt_path last`` and loses little work.
         augmentations: random batch transforms applied to training batches of stage 2 (e.g.
             ``wmlm.model.augment.BeamFlip``); stage 1 sees the data as recorded, so modalities stay paired.
+        fusion: how the per-step embeddings reach the backbone. ``sum``: one projection per modality, summed
+            over the modalities present at a step (one token per step). ``tokens``: one token per modality
+            per step plus a summary token the heads read, attention causal over steps and full within a
+            step, missing modalities masked out (``wmlm.model.fusion``); same parameters plus the
+            backbone's ``token_type`` embedding, about ``(M + 1)²`` times the attention cost.
     """
 
     def __init__(
@@ -86,6 +92,7 @@ class WMLM(pl.LightningModule):
         augmentations: Sequence[BatchAugmentation] = (),
         activation_checkpointing: bool = False,
         checkpoint_every_n_steps: int | None = 200,
+        fusion: Literal["sum", "tokens"] = "sum",
     ) -> None:
         super().__init__()
         # Objects passed in Python are not plain data and are left out of the checkpoint's hyperparameters;
@@ -100,7 +107,7 @@ class WMLM(pl.LightningModule):
             list(self.modality_specs), self.anchors, self.pairs, preset=preset, past=past, future=future,
             align_epochs=align_epochs, adapt_epochs=adapt_epochs, freeze_encoders=freeze_encoders,
             freeze_backbone=freeze_backbone, init_from=init_from,
-            checkpoint_every_n_steps=checkpoint_every_n_steps, num_heads=len(heads),
+            checkpoint_every_n_steps=checkpoint_every_n_steps, num_heads=len(heads), fusion=fusion,
         )  # fmt: skip
         self.past, self.future = past, future
         self.align_epochs, self.adapt_epochs = align_epochs, adapt_epochs
@@ -111,7 +118,8 @@ class WMLM(pl.LightningModule):
         self.checkpoint_every_n_steps = checkpoint_every_n_steps
         self.augmentations = list(augmentations)
         self._rng_to_restore: dict[str, Any] | None = None
-        self.configure_models(preset_cfg, embed_dim, heads, dropout, activation_checkpointing)
+        self.fusion_mode = fusion
+        self.configure_models(preset_cfg, embed_dim, heads, dropout, activation_checkpointing, fusion)
         self.configure_losses(loss_weights)
         self.configure_metrics()
 
@@ -123,17 +131,26 @@ class WMLM(pl.LightningModule):
         heads: Sequence[str | TaskHead],
         dropout: float,
         activation_checkpointing: bool,
+        fusion: str = "sum",
     ) -> None:
         """Build ``encoders``, ``alignment``, ``fusion``, ``backbone`` and ``heads``, in this order (a seed
-        draws the same initial weights as ever, and checkpoint keys keep their order)."""
+        draws the same initial weights as ever, and checkpoint keys keep their order).
+
+        ``fusion="tokens"`` keeps the same per-modality projections (each makes that modality's token) and
+        builds a ``TokenTransformer`` (its extra ``backbone.token_type`` is drawn after the positions)."""
         self.encoders = nn.ModuleDict({n: m.build_encoder(embed_dim) for n, m in self.modality_specs.items()})
         self.alignment = AnchorAlignment(self.pairs)
         # one projection per modality, summed over the modalities present at a step: equal to
         # concatenation + linear when all are present, and still defined when one is missing
         self.fusion = nn.ModuleDict({n: nn.Linear(embed_dim, preset.width) for n in self.modality_specs})
-        self.backbone = CausalTransformer(
-            preset, dropout=dropout, activation_checkpointing=activation_checkpointing
-        )
+        if fusion == "tokens":
+            self.backbone: CausalTransformer = TokenTransformer(
+                preset, len(self.modality_specs), dropout, activation_checkpointing
+            )
+        else:
+            self.backbone = CausalTransformer(
+                preset, dropout=dropout, activation_checkpointing=activation_checkpointing
+            )
         self.heads = nn.ModuleDict()
         for head in [make_head(h) for h in heads]:
             if head.name in self.heads:
@@ -191,8 +208,12 @@ class WMLM(pl.LightningModule):
             raise ValueError(f"batch holds none of the model's modalities {list(self.modality_specs)}")
         return out
 
-    def fuse(self, embeddings: dict[str, Tensor], masks: dict[str, Tensor]) -> Tensor:
-        """``[B, P, width]``: sum of projected embeddings over the modalities present at each step."""
+    def fuse(self, embeddings: dict[str, Tensor], masks: dict[str, Tensor]) -> Tensor | FusedTokens:
+        """What ``backbone`` takes. ``fusion="sum"``: ``[B, P, width]``, the sum of projected embeddings over
+        the modalities present at each step. ``fusion="tokens"``: ``FusedTokens`` (``[B, P, M, width]``
+        projected embeddings in the model's modality order and their ``[B, P, M]`` presence)."""
+        if self.fusion_mode == "tokens":
+            return stack_tokens(self.fusion, embeddings, masks)
         fused = None
         for name, z in embeddings.items():
             mask = masks.get(name)
