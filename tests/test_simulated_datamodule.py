@@ -70,4 +70,4 @@ def test_arrays_cache_dir_is_the_arrays_folder_under_cache_dir(tmp_path: Path) -
     assert data.arrays_cache_dir() == tmp_path / "arrays"  # the parent's attribute is not overwritten
     data.setup("fit")
     assert any((tmp_path / "arrays").iterdir())  # parsed arrays went there
-    assert {p.name for p in tmp_path.iterdir()} >= {"arrays"} and any(tmp_path.glob("sim-*"))
+    assert {p.name for p in tmp_path.iterdir()} >= {"arrays"} and any(tmp_path.glob("sim/sim-*"))
