@@ -27,10 +27,11 @@ from wmlm.report import comparison_table, results_table
 
 
 def data_command(argv: list[str]) -> int:
-    """``wmlm data synth ...``: data tools outside the Trainer."""
+    """``wmlm data synth|pack ...``: data tools outside the Trainer."""
     from wmlm.data.sim.cli import synth_command
+    from wmlm.data.store import pack_command
 
-    verbs = {"synth": synth_command}
+    verbs = {"synth": synth_command, "pack": pack_command}
     if not argv or argv[0] not in verbs:
         print(f"usage: wmlm data {{{','.join(verbs)}}} ...  (e.g. wmlm data synth --help)", file=sys.stderr)
         return 2

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wmlm.data.deepsense import ScenarioData, find_scenarios, load_scenario
+from wmlm.data.deepsense import ScenarioData, find_scenarios, is_store_folder, load_scenario
+from wmlm.data.store import read_store
 from wmlm.data.table import DataError
 from wmlm.outputs import atomic_write, atomic_write_text
 from wmlm.version import __version__
@@ -193,10 +194,16 @@ def load_scenarios(
 ) -> list[ScenarioData]:
     """``load_scenario`` for every selected scenario folder under ``root``.
 
-    With ``cache_dir``, parsed fields are kept there as memory-mapped arrays (``wmlm.data.cache``).
+    With ``cache_dir``, parsed fields are kept there as memory-mapped arrays (``wmlm.data.cache``). Array
+    store sites (``wmlm.data.store``) are memory-mapped where they are, cache or not: nothing to parse.
     """
     fields = list(fields)
-    folders = find_scenarios(root, names)
-    if cache_dir is None:
-        return [load_scenario(folder, fields) for folder in folders]
-    return [load_scenario_cached(folder, fields, cache_dir) for folder in folders]
+    loaded = []
+    for folder in find_scenarios(root, names):
+        if is_store_folder(folder):
+            loaded.append(read_store(folder, fields))
+        elif cache_dir is None:
+            loaded.append(load_scenario(folder, fields))
+        else:
+            loaded.append(load_scenario_cached(folder, fields, cache_dir))
+    return loaded

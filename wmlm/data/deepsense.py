@@ -16,6 +16,7 @@ from wmlm.registry import get_reader
 # tolerance: a tolerance would hide exactly the off-by-one export this check exists for.
 MIN_LABEL_AGREEMENT = 0.5
 LABEL_FIELD, POWER_FIELD = "beam_label", "beam_power"
+STORE_FILE = "store.json"  # the index of an array store site (``wmlm.data.store``)
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,19 @@ def is_scenario_folder(path: Path) -> bool:
     return (path / f"{path.name}.csv").exists() or any(not is_hidden(c) for c in path.glob("*.csv"))
 
 
+def is_store_folder(path: Path) -> bool:
+    """A visible folder holding ``store.json``: a complete site of the array store (``wmlm.data.store``).
+
+    A store site being written has no ``store.json`` yet (it is written last), so it is not data.
+    """
+    return not is_hidden(path) and path.is_dir() and (path / STORE_FILE).is_file()
+
+
 def find_scenarios(root: Path | str, names: Sequence[str] | None = None) -> list[Path]:
     """Scenario folders under ``root``: ``root`` itself if it is one, else its scenario sub-folders.
 
-    Hidden folders (``.ipynb_checkpoints``, any name starting with ``.``) are never scenarios. ``names``
+    A scenario folder is a DeepSense-layout folder (``is_scenario_folder``) or an array store site
+    (``is_store_folder``); both kinds may sit side by side under one root. Hidden folders (``.ipynb_checkpoints``, any name starting with ``.``) are never scenarios. ``names``
     selects among them (in the given order); an unknown name fails listing what exists.
     """
     root = Path(root).expanduser()
@@ -61,13 +71,16 @@ def find_scenarios(root: Path | str, names: Sequence[str] | None = None) -> list
         raise DataError(f"data root {root} does not exist")
     if not root.is_dir():
         raise DataError(f"data root {root} is not a folder; expected a scenario folder or a folder of them")
-    subfolders = [p for p in sorted(root.iterdir()) if is_scenario_folder(p)]
-    if is_scenario_folder(root) and not subfolders:
+    subfolders = [p for p in sorted(root.iterdir()) if is_scenario_folder(p) or is_store_folder(p)]
+    if (is_scenario_folder(root) or is_store_folder(root)) and not subfolders:
         available = {root.name: root}
     else:
         available = {p.name: p for p in subfolders}
     if not available:
-        raise DataError(f"data root {root}: no scenario folder (a folder with <name>/<name>.csv) found")
+        raise DataError(
+            f"data root {root}: no scenario folder (a folder with <name>/<name>.csv, or an array store site with "
+            f"<name>/{STORE_FILE}) found"
+        )
     if names is None:
         return list(available.values())
     missing = [n for n in names if n not in available]

@@ -12,6 +12,9 @@ from torch.utils.data import Dataset
 from wmlm.data.deepsense import ScenarioData
 from wmlm.errors import ConfigError
 
+# fields of memory-mapped scenarios above this size stay on disk (``WindowDataset(resident_bytes=...)``)
+RESIDENT_FIELD_BYTES = 64 * 2**20
+
 
 def run_ids(sequence: np.ndarray, index: np.ndarray | None = None) -> np.ndarray:
     """``[N]`` id of each maximal run of consecutive rows sharing one ``seq_index``.
@@ -101,6 +104,10 @@ class WindowDataset(Dataset):
         inputs: ``{batch key: field}`` for past steps, e.g. ``{"beam": "beam_power"}``.
         targets: ``{target key: field}`` for future steps, e.g. ``{"beam": "beam_label"}``.
         past, future: window lengths in samples.
+        resident_bytes: a field whose arrays are memory-mapped (array store, parse cache) and larger than
+            this in all (bytes) is not copied into RAM: each batch reads its rows from the per-scenario
+            maps (index arithmetic, one fancy-indexing call per scenario in the batch). Smaller fields, and
+            fields already in RAM, are concatenated into one table as before.
     """
 
     def __init__(
@@ -111,7 +118,9 @@ class WindowDataset(Dataset):
         targets: Mapping[str, str],
         past: int,
         future: int,
+        resident_bytes: int | None = None,
     ) -> None:
+        limit = RESIDENT_FIELD_BYTES if resident_bytes is None else resident_bytes
         self.scenario_names = [s.name for s in scenarios]
         self.inputs = dict(inputs)
         self.targets = dict(targets)
@@ -122,13 +131,19 @@ class WindowDataset(Dataset):
             (offsets[starts[:, 0]] + starts[:, 1]).astype(np.int64) if len(starts) else np.zeros(0, np.int64)
         )
         self.scenario_of_window = starts[:, 0].astype(np.int64) if len(starts) else np.zeros(0, np.int64)
+        self.local_starts = starts[:, 1].astype(np.int64) if len(starts) else np.zeros(0, np.int64)
         self.strides = (
             starts[:, 2].astype(np.int64) if starts.shape[1] > 2 else np.ones(len(starts), np.int64)
         )
         needed = set(self.inputs.values()) | set(self.targets.values())
         self.fields, self.present = {}, {}
-        for field in needed:
-            values = np.concatenate([s.fields[field] for s in scenarios])
+        self.mapped: dict[str, list[np.ndarray]] = {}  # fields left on disk: one array per scenario
+        for field in sorted(needed):
+            parts = [s.fields[field] for s in scenarios]
+            if any(isinstance(p, np.memmap) for p in parts) and sum(p.nbytes for p in parts) > limit:
+                self.mapped[field] = parts
+                continue
+            values = np.concatenate(parts)
             present = present_rows(values)
             if not present.all():  # missing steps are served as zeros with a False mask, never as NaN
                 values = values.copy()
@@ -146,12 +161,46 @@ class WindowDataset(Dataset):
         stride = torch.from_numpy(self.strides[chosen])[:, None]
         past_rows = first + torch.arange(self.past) * stride
         future_rows = first + (self.past + torch.arange(self.future)) * stride
-        batch: dict = {key: self.fields[field][past_rows] for key, field in self.inputs.items()}
-        batch["mask"] = {key: self.present[field][past_rows] for key, field in self.inputs.items()}
-        batch["target"] = {key: self.fields[field][future_rows] for key, field in self.targets.items()}
+        scenario = self.scenario_of_window[chosen]
+        local = self.local_starts[chosen][:, None]
+        steps = self.strides[chosen][:, None]
+        local_past = local + np.arange(self.past) * steps
+        local_future = local + (self.past + np.arange(self.future)) * steps
+        batch: dict = {}
+        mask: dict = {}
+        for key, field in self.inputs.items():
+            if field in self.mapped:
+                batch[key], mask[key] = self._read_mapped(field, scenario, local_past)
+            else:
+                batch[key], mask[key] = self.fields[field][past_rows], self.present[field][past_rows]
+        batch["mask"] = mask
+        batch["target"] = {
+            key: self._read_mapped(field, scenario, local_future)[0]
+            if field in self.mapped
+            else self.fields[field][future_rows]
+            for key, field in self.targets.items()
+        }
         batch["index"] = self.index[past_rows[:, -1]]
         batch["scenario_id"] = torch.from_numpy(self.scenario_of_window[chosen])
         return batch
+
+    def _read_mapped(
+        self, field: str, scenario: np.ndarray, rows: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(values [B, K, ...], present [B, K] bool)`` of ``field`` at per-scenario ``rows [B, K]`` of the
+        windows' ``scenario [B]``, read from the memory maps; a missing step (NaN row) is served as zeros."""
+        parts = self.mapped[field]
+        first = parts[int(scenario[0])] if len(scenario) else parts[0]
+        values = np.empty((*rows.shape, *first.shape[1:]), dtype=first.dtype)
+        order = np.argsort(scenario, kind="stable")
+        bounds = np.flatnonzero(np.diff(scenario[order])) + 1
+        for group in np.split(order, bounds):
+            if len(group):
+                values[group] = parts[int(scenario[group[0]])][rows[group]]
+        present = present_rows(values.reshape(-1, *values.shape[2:])).reshape(rows.shape)
+        if not present.all():
+            values[~present] = 0
+        return torch.from_numpy(values), torch.from_numpy(present)
 
     def __getitem__(self, i: int) -> dict:
         batch = self.__getitems__([i])
