@@ -16,9 +16,10 @@ CONF = Path(__file__).parent / "conf"
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
 
-def fit_args(root: Path, out: Path, *extra: str) -> list[str]:
+def cli_args(verb: str, root: Path, out: Path, *extra: str) -> list[str]:
+    """``wmlm <verb>`` with the tiny test config on data ``root``, runs under ``out``."""
     return [
-        "fit",
+        verb,
         "--config",
         str(CONF / "beam_gps.yaml"),
         "--data.init_args.root",
@@ -27,6 +28,10 @@ def fit_args(root: Path, out: Path, *extra: str) -> list[str]:
         str(out),
         *extra,
     ]
+
+
+def fit_args(root: Path, out: Path, *extra: str) -> list[str]:
+    return cli_args("fit", root, out, *extra)
 
 
 def logged_scalars(run_dir: Path) -> dict[str, list[float]]:

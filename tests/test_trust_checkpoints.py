@@ -15,23 +15,10 @@ import pytest
 import torch
 import yaml
 from conftest import write_scenario
-from test_cli_e2e import CONF
+from test_cli_e2e import cli_args as args
 
 from wmlm.cli import main
 from wmlm.model.checkpoint import read_checkpoint
-
-
-def args(verb: str, root: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        verb,
-        "--config",
-        str(CONF / "beam_gps.yaml"),
-        "--data.init_args.root",
-        str(root),
-        "--trainer.default_root_dir",
-        str(out),
-        *extra,
-    ]
 
 
 @pytest.fixture(scope="module")
