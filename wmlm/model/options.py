@@ -6,7 +6,7 @@ config with several mistakes always reports the same one; the messages name the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from wmlm.errors import ConfigError
@@ -14,6 +14,7 @@ from wmlm.heads.base import TaskHead
 from wmlm.modalities.base import Modality
 from wmlm.model.backbone import BackbonePreset, get_preset
 from wmlm.model.fusion import FUSIONS
+from wmlm.model.llm_backbone import parse_backbone
 from wmlm.registry import get_head, get_modality
 
 
@@ -48,6 +49,7 @@ def check_options(
     checkpoint_every_n_steps: int | None,
     num_heads: int,
     fusion: str = "sum",
+    backbone: Mapping[str, Any] | None = None,
 ) -> BackbonePreset:
     """The backbone preset called ``preset``, once the options are known to fit together.
 
@@ -55,6 +57,7 @@ def check_options(
         modalities: names of the model's modalities. anchors: the anchor names.
         pairs: the ``(anchor, modality)`` pairs stage 1 would align (``wmlm.model.align.alignment_pairs``).
         num_heads: how many heads the model is given.
+        backbone: ``model.backbone`` (``wmlm.model.llm_backbone.parse_backbone`` checks it).
         The others: as ``WMLM``'s arguments of the same names.
     """
     if not modalities:
@@ -84,6 +87,8 @@ def check_options(
         )
     if fusion not in FUSIONS:
         raise ConfigError(f"model.fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
+    if parse_backbone(backbone) is not None and fusion != "sum":
+        raise ConfigError(f"model.fusion={fusion!r} is not supported with model.backbone kind llm; use sum")
     preset_cfg = get_preset(preset)
     if past > preset_cfg.max_steps:
         raise ConfigError(f"model.past={past} exceeds preset {preset!r} max_steps={preset_cfg.max_steps}")

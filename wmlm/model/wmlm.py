@@ -22,6 +22,7 @@ from wmlm.model.backbone import BackbonePreset, CausalTransformer
 from wmlm.model.callbacks import model_callbacks
 from wmlm.model.checkpoint import load_matching_weights
 from wmlm.model.fusion import FusedTokens, TokenTransformer, stack_tokens
+from wmlm.model.llm_backbone import LLMBackbone, parse_backbone
 from wmlm.model.options import check_options, make_head, make_modality, plain_specs
 from wmlm.model.resume import collect_rng_states, set_rng_states
 
@@ -66,6 +67,10 @@ class WMLM(pl.LightningModule):
             per step plus a summary token the heads read, attention causal over steps and full within a
             step, missing modalities masked out (``wmlm.model.fusion``); same parameters plus the
             backbone's ``token_type`` embedding, about ``(M + 1)²`` times the attention cost.
+        backbone: None: the preset's ``CausalTransformer``. ``{kind: llm, path: DIR, lora_rank: 8}``: a
+            pretrained causal language model from the local Hugging Face folder ``DIR`` (never downloaded),
+            frozen except norms, position embeddings, LoRA adapters and projections between the preset's
+            ``width`` and the LM's hidden size (``wmlm.model.llm_backbone``; needs ``wmlm[llm]``).
     """
 
     def __init__(
@@ -93,6 +98,7 @@ class WMLM(pl.LightningModule):
         activation_checkpointing: bool = False,
         checkpoint_every_n_steps: int | None = 200,
         fusion: Literal["sum", "tokens"] = "sum",
+        backbone: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         # Objects passed in Python are not plain data and are left out of the checkpoint's hyperparameters;
@@ -108,6 +114,7 @@ class WMLM(pl.LightningModule):
             align_epochs=align_epochs, adapt_epochs=adapt_epochs, freeze_encoders=freeze_encoders,
             freeze_backbone=freeze_backbone, init_from=init_from,
             checkpoint_every_n_steps=checkpoint_every_n_steps, num_heads=len(heads), fusion=fusion,
+            backbone=backbone,
         )  # fmt: skip
         self.past, self.future = past, future
         self.align_epochs, self.adapt_epochs = align_epochs, adapt_epochs
@@ -119,7 +126,9 @@ class WMLM(pl.LightningModule):
         self.augmentations = list(augmentations)
         self._rng_to_restore: dict[str, Any] | None = None
         self.fusion_mode = fusion
-        self.configure_models(preset_cfg, embed_dim, heads, dropout, activation_checkpointing, fusion)
+        self.configure_models(
+            preset_cfg, embed_dim, heads, dropout, activation_checkpointing, fusion, backbone
+        )
         self.configure_losses(loss_weights)
         self.configure_metrics()
 
@@ -132,19 +141,26 @@ class WMLM(pl.LightningModule):
         dropout: float,
         activation_checkpointing: bool,
         fusion: str = "sum",
+        backbone: dict[str, Any] | None = None,
     ) -> None:
         """Build ``encoders``, ``alignment``, ``fusion``, ``backbone`` and ``heads``, in this order (a seed
         draws the same initial weights as ever, and checkpoint keys keep their order).
 
         ``fusion="tokens"`` keeps the same per-modality projections (each makes that modality's token) and
-        builds a ``TokenTransformer`` (its extra ``backbone.token_type`` is drawn after the positions)."""
+        builds a ``TokenTransformer`` (its extra ``backbone.token_type`` is drawn after the positions).
+        ``backbone={kind: llm, ...}`` builds an ``LLMBackbone`` in the backbone's place."""
         self.encoders = nn.ModuleDict({n: m.build_encoder(embed_dim) for n, m in self.modality_specs.items()})
         self.alignment = AnchorAlignment(self.pairs)
         # one projection per modality, summed over the modalities present at a step: equal to
         # concatenation + linear when all are present, and still defined when one is missing
         self.fusion = nn.ModuleDict({n: nn.Linear(embed_dim, preset.width) for n in self.modality_specs})
-        if fusion == "tokens":
-            self.backbone: CausalTransformer = TokenTransformer(
+        llm = parse_backbone(backbone)
+        if llm is not None:
+            self.backbone: CausalTransformer | LLMBackbone = LLMBackbone(
+                llm, preset, self.past, activation_checkpointing
+            )
+        elif fusion == "tokens":
+            self.backbone = TokenTransformer(
                 preset, len(self.modality_specs), dropout, activation_checkpointing
             )
         else:
