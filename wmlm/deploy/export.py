@@ -49,6 +49,7 @@ from wmlm.deploy.destination import check_destination, claim
 from wmlm.deploy.safetensors_export import write_safetensors
 from wmlm.errors import EXIT_USAGE, WmlmError
 from wmlm.model.checkpoint import is_remote, read_checkpoint
+from wmlm.model.llm_backbone import LLMBackbone
 from wmlm.model.trust import check_checkpoint_classes
 from wmlm.model.wmlm import WMLM
 from wmlm.outputs import atomic_write_text
@@ -265,6 +266,13 @@ def _export_graph(
         raise ExportError(f"exporter must be auto, dynamo or torchscript, got {exporter!r}")
     if importlib.util.find_spec("onnx") is None:
         raise ExportError("wmlm export needs onnx and onnxruntime: pip install 'wmlm[deploy]'")
+    # transformers' models use operators (aten::diff) the TorchScript-based exporter does not translate
+    llm = isinstance(wrapper.model.backbone, LLMBackbone)
+    if llm and (exporter == "torchscript" or importlib.util.find_spec("onnxscript") is None):
+        raise ExportError(
+            "a language-model backbone (model.backbone kind llm) exports only with the dynamo exporter: "
+            "pip install 'wmlm[deploy]' and use --exporter dynamo or auto"
+        )
     if exporter in ("auto", "dynamo"):
         if importlib.util.find_spec("onnxscript") is None:
             if exporter == "dynamo":
@@ -276,6 +284,11 @@ def _export_graph(
             except Exception as error:  # the exporter fails in many ways; the fallback handles them all
                 if exporter == "dynamo":
                     raise
+                if llm:
+                    raise ExportError(
+                        f"the dynamo exporter failed on the language-model backbone ({error}); the "
+                        "TorchScript-based exporter cannot export it either"
+                    ) from error
                 log.warning("the dynamo exporter failed (%s); using the TorchScript-based exporter", error)
     _export_torchscript(wrapper, example, path, input_names, output_names, dynamic, opset)
     return "torchscript"

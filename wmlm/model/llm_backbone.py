@@ -106,10 +106,20 @@ def _import_transformers() -> Any:
 def load_language_model(path: Path) -> nn.Module:
     """The base model (no LM head) of the local checkpoint folder ``path``, in float32, never downloaded."""
     transformers = _import_transformers()
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    dtype = {"dtype" if (major, minor) >= (4, 56) else "torch_dtype": torch.float32}  # renamed in 4.56
+    logs = transformers.utils.logging
+    bars, verbosity = logs.is_progress_bar_enabled(), logs.get_verbosity()
+    logs.disable_progress_bar()  # no per-tensor loading bar, no report of the LM head left out
+    logs.set_verbosity_error()
     try:
-        return transformers.AutoModel.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+        return transformers.AutoModel.from_pretrained(path, local_files_only=True, **dtype)
     except (OSError, ValueError, KeyError) as error:
         raise ConfigError(f"{KEY}.path: cannot load a language model from {str(path)!r}: {error}") from None
+    finally:
+        logs.set_verbosity(verbosity)
+        if bars:
+            logs.enable_progress_bar()
 
 
 def _is_norm(module: nn.Module) -> bool:
@@ -159,6 +169,7 @@ class LLMBackbone(nn.Module):
         self.activation_checkpointing = activation_checkpointing
         self.input_proj = nn.Linear(preset.width, hidden)
         lm.requires_grad_(False)
+        lm.train()  # from_pretrained returns eval mode; like any part, the LM follows WMLM's train/eval
         trainable = [m for n, m in lm.named_modules() if _is_norm(m) or _is_position_embedding(n, m)]
         if options.lora_rank > 0:
             lm = self._add_lora(lm, options)
