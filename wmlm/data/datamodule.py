@@ -41,7 +41,8 @@ class DeepSenseDataModule(pl.LightningDataModule):
     """Windows of DeepSense-layout scenarios, split by sequence or by scenario.
 
     Args:
-        root: one scenario folder, or a folder of scenario folders.
+        root: one scenario folder, or a folder of scenario folders: DeepSense-layout folders (parsed, then
+            cached) and array store sites (``wmlm.data.store``, memory-mapped as they are), side by side.
         scenarios: names of the scenario folders to use (default: all under ``root``).
         split: ``sequence``: every scenario's sequences (vehicle passes) are split at random into
             train/val/test; ``scenario``: ``test_scenarios`` are the test set, the others are split by

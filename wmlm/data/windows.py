@@ -141,7 +141,7 @@ class WindowDataset(Dataset):
         for field in sorted(needed):
             parts = [s.fields[field] for s in scenarios]
             if any(isinstance(p, np.memmap) for p in parts) and sum(p.nbytes for p in parts) > limit:
-                self.mapped[field] = parts
+                self.mapped[field] = [np.asarray(p) for p in parts]  # plain views: faster indexing
                 continue
             values = np.concatenate(parts)
             present = present_rows(values)

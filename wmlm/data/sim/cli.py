@@ -8,6 +8,7 @@ and ``--resume`` share the work out (``wmlm.data.sim.generate``). Same options, 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -97,6 +98,14 @@ def _parser() -> argparse.ArgumentParser:
         "folder is refused)",
     )
     parser.add_argument(
+        "--format",
+        choices=("deepsense", "arrays"),
+        default="deepsense",
+        help="deepsense: the DeepSense 6G layout (one text file per sample and field, for exchanging data); "
+        "arrays: an array store site per scenario (one .npy per field, read memory-mapped; wmlm.data.store), "
+        "with --sensors none only",
+    )
+    parser.add_argument(
         "--sensors",
         default=None,
         help=f"comma-separated extra sensors written beside beam power and GPS, any of {', '.join(SENSORS)}; "
@@ -165,6 +174,13 @@ def synth_command(argv: list[str]) -> int:
     except ValueError as error:
         raise ConfigError(f"--sensors: {error} (or none)") from None
 
+    if args.format == "arrays" and sensors and args.sensors is not None:
+        raise ConfigError(
+            f"--sensors {args.sensors}: --format arrays writes beam power, GPS and blockage only; write the "
+            "DeepSense layout and convert it with `wmlm data pack` for camera, LiDAR or CSI"
+        )
+    if args.format == "arrays":
+        sensors = ()
     jobs = [SiteJob(PRESETS[n], args.seed, args.sequences, sensors, args.out / n) for n in names]
     for k in sites or range(1, (num_random or 0) + 1):
         site = random_site(args.seed, k)
@@ -172,7 +188,8 @@ def synth_command(argv: list[str]) -> int:
             SiteJob(site.preset, args.seed, args.sequences, sensors, args.out / site.name, site.record())
         )
     given = None if args.sensors is None else sensors
-    jobs += [_from_json(path, given, args.out) for path in args.from_json]
+    jobs += [_from_json(path, () if args.format == "arrays" else given, args.out) for path in args.from_json]
+    jobs = [dataclasses.replace(job, format=args.format) for job in jobs]
     if shard is not None:
         jobs = select_shard(jobs, *shard)
     planned = plan_jobs(jobs, args.overwrite, args.resume)  # every folder, before the first is simulated

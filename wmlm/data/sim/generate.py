@@ -10,7 +10,7 @@ bytes as one.
 A folder is *complete* when its ``simulation.json`` (written last, atomically, by ``write_scenario_folder``)
 records exactly the job's preset, seed, sequences, sensors and draw, and its marker names this wmlm version;
 *interrupted* when it carries the marker of ``wmlm data synth`` but no ``simulation.json`` (the writer was
-stopped before the end). With ``resume``, complete folders are skipped and interrupted ones rebuilt.
+stopped before the end), or, for an array store site, when its arrays do not match its ``store.json``. With ``resume``, complete folders are skipped and interrupted ones rebuilt.
 """
 
 from __future__ import annotations
@@ -27,10 +27,19 @@ from typing import Any, Literal
 
 import numpy as np
 
+from wmlm.data.deepsense import STORE_FILE
 from wmlm.data.sim.preset import ScenarioPreset
 from wmlm.data.sim.scenario import simulate_scenario
-from wmlm.data.sim.writer import INFO_FILE, VERB, check_output_folder, sensor_settings, write_scenario_folder
-from wmlm.errors import ConfigError, OutputError
+from wmlm.data.sim.writer import (
+    INFO_FILE,
+    VERB,
+    check_output_folder,
+    sensor_settings,
+    write_scenario_folder,
+    write_store_folder,
+)
+from wmlm.data.store import read_store
+from wmlm.errors import ConfigError, DataError, OutputError
 from wmlm.outputs import MARKER_FILE, marker_verb, wmlm_version
 
 State = Literal["new", "complete", "interrupted", "stale"]
@@ -48,6 +57,7 @@ class SiteJob:
     sensors: tuple[str, ...]
     folder: Path
     record: dict[str, Any] | None = None
+    format: Literal["deepsense", "arrays"] = "deepsense"
 
     def expected_info(self) -> dict[str, Any]:
         """The part of ``simulation.json`` that a complete folder of this job holds (JSON-normalised)."""
@@ -86,7 +96,13 @@ def folder_state(job: SiteJob) -> State | None:
     expected = job.expected_info()
     same = all(info.get(key) == value for key, value in expected.items())
     same = same and ("random_site" in info) == ("random_site" in expected)
-    current = marker.get("wmlm_version") == wmlm_version() and (folder / f"{folder.name}.csv").is_file()
+    data_file = folder / (STORE_FILE if job.format == "arrays" else f"{folder.name}.csv")
+    current = marker.get("wmlm_version") == wmlm_version() and data_file.is_file()
+    if same and current and job.format == "arrays":
+        try:
+            read_store(folder)  # a truncated or replaced array file: rebuilt by --resume, never skipped
+        except DataError:
+            return "interrupted"
     return "complete" if same and current else "stale"
 
 
@@ -119,7 +135,10 @@ def run_job(
     """Simulate and write one job; returns a summary (name, samples, sequences, blocked share, folder).
     ``on_sequence(k)`` is called after each simulated sequence."""
     sim = simulate_scenario(job.preset, job.sequences, job.seed, on_sequence=on_sequence)
-    write_scenario_folder(sim, job.folder, overwrite=replace, sensors=job.sensors, record=job.record)
+    if job.format == "arrays":
+        write_store_folder(sim, job.folder, overwrite=replace, record=job.record)
+    else:
+        write_scenario_folder(sim, job.folder, overwrite=replace, sensors=job.sensors, record=job.record)
     return {
         "name": job.preset.name,
         "samples": len(sim),

@@ -1,4 +1,5 @@
-"""Write a simulated scenario as a DeepSense 6G scenario folder that the real-data reader reads as is.
+"""Write a simulated scenario as a DeepSense 6G scenario folder that the real-data reader reads as is,
+or as an array store site (``write_store_folder``, ``wmlm data synth --format arrays``).
 
 Layout (paths in the CSV are relative to the folder, as in the official files)::
 
@@ -30,10 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
+from wmlm.data.deepsense import STORE_FILE, ScenarioData
+from wmlm.data.readers import MAX_PEAK_RATIO, latlon_to_enu_m
 from wmlm.data.sim.camera import CameraConfig, CameraRenderer, save_png
 from wmlm.data.sim.csi import CsiConfig, simulate_csi
 from wmlm.data.sim.lidar import LidarConfig, LidarScanner
 from wmlm.data.sim.scenario import SimulatedScenario
+from wmlm.data.store import write_store
 from wmlm.outputs import atomic_write_text, prepare_output_dir, write_marker
 
 HEADER = "index,unit1_pwr_60ghz,unit1_loc,unit2_loc,unit1_beam,unit1_blockage,seq_index"
@@ -178,6 +182,67 @@ def write_scenario_folder(
     info = _provenance(sim, sensors)
     if record is not None:
         info["random_site"] = record
+    atomic_write_text(folder / INFO_FILE, json.dumps(info, indent=2) + "\n")
+    return folder
+
+
+def scenario_arrays(sim: SimulatedScenario, name: str) -> ScenarioData:
+    """``sim`` as the readers would return it from the DeepSense folder ``write_scenario_folder`` writes.
+
+    Same conventions and the same numbers: power float32 by beam (NaN on silent or off-unit rows, as
+    ``BeamPowerReader``), 0-based labels, blockage, and positions in ENU metres from the lat/lon the text
+    files round to 10 decimals (``PositionReader``). Fields: ``beam_power``, ``beam_label``, ``position``,
+    ``position_raw``, ``blockage``.
+    """
+    power = np.asarray(sim.power_linear, dtype=np.float32).copy()
+    peak = power.max(axis=1)
+    silent = peak <= 0
+    median = float(np.median(peak[~silent])) if (~silent).any() else 0.0
+    off = ~silent & ((peak > MAX_PEAK_RATIO * median) | (peak < median / MAX_PEAK_RATIO))
+    power[silent | off] = np.nan
+    text_rounded = np.vectorize(lambda x: float(f"{x:.10f}"))  # what the GPS text files hold
+    vehicle = text_rounded(np.asarray(sim.lat_lon, dtype=np.float64)).reshape(-1, 2)
+    origin = text_rounded(np.asarray(sim.bs_lat_lon, dtype=np.float64)).reshape(2)
+    position = latlon_to_enu_m(vehicle, np.broadcast_to(origin, vehicle.shape)).astype(np.float32)
+    position[(vehicle == 0).all(axis=1)] = np.nan
+    fields = {
+        "beam_power": power,
+        "beam_label": np.asarray(sim.beam, dtype=np.int64) - 1,
+        "position": position,
+        "position_raw": position.copy(),
+        "blockage": np.asarray(sim.blocked).astype(np.int64),
+    }
+    index = np.arange(1, len(sim) + 1, dtype=np.int64)
+    return ScenarioData(name, index, np.asarray(sim.seq_index, dtype=np.int64), fields)
+
+
+def write_store_folder(
+    sim: SimulatedScenario,
+    folder: Path | str,
+    overwrite: bool = False,
+    record: dict | None = None,
+) -> Path:
+    """Write ``sim`` into ``folder`` as an array store site (``wmlm.data.store``); returns the folder.
+
+    The overwrite policy, marker and ``simulation.json`` are those of ``write_scenario_folder``; the
+    store's ``store.json`` and then ``simulation.json`` are written last, so an interrupted folder is never
+    read as data and ``--resume`` rebuilds it. Same ``sim``, same bytes. No opt-in sensors: write the
+    DeepSense layout and ``wmlm data pack`` it for those.
+    """
+    folder = Path(folder)
+    if check_output_folder(folder, overwrite):
+        for path in [*folder.glob("*.npy"), folder / STORE_FILE, folder / INFO_FILE]:
+            path.unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_marker(folder, VERB, timestamp=False, preset=sim.preset.name, seed=int(sim.seed))
+    info = _provenance(sim, ())
+    if record is not None:
+        info["random_site"] = record
+    write_store(
+        scenario_arrays(sim, folder.name),
+        folder,
+        provenance={"simulator": "wmlm.data.sim", "seed": int(sim.seed)},
+    )
     atomic_write_text(folder / INFO_FILE, json.dumps(info, indent=2) + "\n")
     return folder
 
