@@ -71,6 +71,8 @@ def test_round_trip_same_arrays_and_batches(data_root: Path, tmp_path: Path) -> 
             np.testing.assert_array_equal(stored.fields[field], parsed.fields[field])
             assert isinstance(stored.fields[field], np.memmap)  # mapped, not loaded
     assert_same_batches(batches(data_root), batches(store))
+    # a store site alone is a data root too, like one DeepSense folder
+    assert [s.name for s in load_scenarios(store / "scenario2", FIELDS)] == ["scenario2"]
     # left on disk (per-scenario maps, index arithmetic) the batches are the same as from one table
     assert_same_batches(batches(data_root), batches_lazy(store))
 
