@@ -50,6 +50,19 @@ def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def tiny_qwen2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer Qwen2 (RMSNorm, rotary positions, grouped-query attention)."""
+    folder = tmp_path_factory.mktemp("tiny-qwen2")
+    torch.manual_seed(0)
+    config = transformers.Qwen2Config(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, vocab_size=64, max_position_embeddings=64,
+    )  # fmt: skip
+    transformers.Qwen2ForCausalLM(config).save_pretrained(folder)
+    return folder
+
+
 def spec(path: Path, **extra: Any) -> dict[str, Any]:
     return {"kind": "llm", "path": str(path), **extra}
 
@@ -85,8 +98,9 @@ def test_only_norms_positions_lora_and_projections_train(tiny_gpt2: Path, rank: 
     assert outside == [n for n, _ in model.named_parameters() if not n.startswith("backbone.")]
 
 
-def test_forward_shapes_and_causality(tiny_gpt2: Path) -> None:
-    backbone = tiny_model(tiny_gpt2, lora_rank=2).backbone.eval()
+@pytest.mark.parametrize("lm", ["tiny_gpt2", "tiny_qwen2"])
+def test_forward_shapes_and_causality(lm: str, request: pytest.FixtureRequest) -> None:
+    backbone = tiny_model(request.getfixturevalue(lm), lora_rank=2).backbone.eval()
     x = torch.randn(3, 5, 32)  # [B, P, width of the tiny preset]
     later = x.clone()
     later[:, -1] += 1.0
@@ -95,6 +109,12 @@ def test_forward_shapes_and_causality(tiny_gpt2: Path) -> None:
     assert y.shape == (3, 5, 32)
     assert torch.allclose(y[:, :-1], y_later[:, :-1], atol=1e-6)  # step t sees steps <= t only
     assert not torch.allclose(y[:, -1], y_later[:, -1])
+
+
+def test_qwen2_trains_its_rms_norms_and_lora_only(tiny_qwen2: Path) -> None:
+    names = trainable(tiny_model(tiny_qwen2, lora_rank=2).backbone)
+    lm = sorted({n.split(".")[-2 if "lora_" not in n else -4] for n in names if n.startswith("lm.")})
+    assert lm == ["input_layernorm", "norm", "post_attention_layernorm", "q_proj", "v_proj"]
 
 
 @pytest.mark.parametrize(
@@ -168,3 +188,14 @@ def test_fit_through_the_cli_then_checkpoint_and_onnx(
     assert info["exporter"] == "dynamo"
     with pytest.raises(ExportError, match=r"exports only with the dynamo exporter"):
         export_model(model, tmp_path / "ts", exporter="torchscript")
+
+
+def test_gradients_reach_only_the_trainable_set_with_checkpointing(tiny_gpt2: Path) -> None:
+    model = WMLM(
+        preset="tiny", embed_dim=16, activation_checkpointing=True, backbone=spec(tiny_gpt2, lora_rank=2)
+    )
+    backbone = model.backbone.train()
+    assert backbone.activation_checkpointing
+    backbone(torch.randn(2, 5, 32)).square().mean().backward()
+    with_grad = [n for n, p in backbone.named_parameters() if p.grad is not None]
+    assert with_grad == list(backbone.trainable_names)

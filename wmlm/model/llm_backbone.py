@@ -176,7 +176,11 @@ class LLMBackbone(nn.Module):
         self.lm = lm
         self.output_proj = nn.Linear(hidden, preset.width)
         if activation_checkpointing:
-            lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            reentrant = {"use_reentrant": False}
+            if hasattr(lm, "activation_checkpointing_enable"):  # transformers >= 5 (the old name warns)
+                lm.activation_checkpointing_enable(activation_checkpointing_kwargs=reentrant)
+            else:
+                lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=reentrant)
         ids = {id(p) for m in trainable for p in m.parameters()}
         ids |= {id(p) for n, p in lm.named_parameters() if "lora_" in n}
         ids |= {id(p) for p in [*self.input_proj.parameters(), *self.output_proj.parameters()]}
