@@ -134,6 +134,43 @@ def _memory_mib() -> dict[str, float]:
     return found
 
 
+def _compare_layouts(
+    args: argparse.Namespace, workdir: Path, python: list[str]
+) -> list[tuple[str, str, str]]:
+    """Rows comparing the first ``--store-compare`` sites written and read as DeepSense text and as arrays."""
+    import os
+    import subprocess
+
+    count = min(args.store_compare, args.store_sites)
+    seconds: dict[str, float] = {}
+    samples = 0
+    for layout in ("deepsense", "arrays"):
+        out = workdir / f"compare_{layout}"
+        command = [*python, "data", "synth", "--out", str(out), "--random-sites", str(count)]
+        command += ["--sequences", str(args.store_sequences), "--format", layout, "--sensors", "none"]
+        started = time.perf_counter()
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
+        seconds[f"write {layout}"] = time.perf_counter() - started
+        started = time.perf_counter()
+        loaded = load_scenarios(out, ["beam_power", "beam_label", "position"])  # no cache: text is parsed
+        seconds[f"read {layout}"] = time.perf_counter() - started
+        samples = sum(len(s) for s in loaded)
+    ratio = seconds["read deepsense"] / max(seconds["read arrays"], 1e-9)
+    return [
+        (
+            f"write {count} sites: DeepSense / arrays",
+            f"{seconds['write deepsense']:.1f} s / {seconds['write arrays']:.1f} s",
+            "wmlm data synth in a child process (~8 s start-up included)",
+        ),
+        (
+            f"read {count} sites: parse / map",
+            f"{seconds['read deepsense']:.2f} s / {seconds['read arrays']:.3f} s",
+            f"{samples} samples, beam_power + beam_label + position, no cache; {ratio:.0f} ×",
+        ),
+    ]
+
+
 def store_main(args: argparse.Namespace, argv: list[str] | None) -> dict[str, float]:
     """The store mode (module docstring): generate, load and train on ``args.store_sites`` store sites."""
     import os
@@ -155,6 +192,7 @@ def store_main(args: argparse.Namespace, argv: list[str] | None) -> dict[str, fl
             command, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"}
         )
         generate_s = time.perf_counter() - started
+        compare = _compare_layouts(args, Path(workdir), command[:3]) if args.store_compare > 0 else []
         disk_mib = sum(p.stat().st_size for p in root.rglob("*.npy")) / 2**20
         before = _memory_mib()
         started = time.perf_counter()
@@ -203,6 +241,7 @@ def store_main(args: argparse.Namespace, argv: list[str] | None) -> dict[str, fl
             f"{before['peak_rss']:.0f} MiB",
             "Python, torch, Lightning, wmlm imported",
         ),
+        *compare,
     ]
     for label, r in results.items():
         note = (
@@ -255,6 +294,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--markdown", type=Path, help="also write the table here")
     parser.add_argument("--store-sites", type=int, default=0, help="store mode: this many random sites")
     parser.add_argument("--store-sequences", type=int, default=10, help="store mode: passes per site")
+    parser.add_argument(
+        "--store-compare",
+        type=int,
+        default=100,
+        help="store mode: also write and read this many of the sites as DeepSense text (0: skip)",
+    )
     parser.add_argument("extra", nargs="*", help="more `wmlm fit` arguments (after --)")
     args = parser.parse_args(argv)
     if args.store_sites > 0:
