@@ -291,7 +291,8 @@ def test_pipeline_store_mode_smoke(tmp_path: Path) -> None:
     spec.loader.exec_module(module)
     markdown = tmp_path / "store.md"
     config = Path(__file__).parent / "conf" / "beam_gps.yaml"
-    args = ["--store-sites", "3", "--store-sequences", "4", "--config", str(config), "--steps", "3"]
+    args = ["--store-sites", "3", "--store-sequences", "4", "--store-compare", "0", "--config", str(config)]
+    args += ["--steps", "3"]
     result = module.main([*args, "--markdown", str(markdown)])
     assert result["samples"] > 0 and 0 <= result["default_wait"] < 1
     text = markdown.read_text()
