@@ -124,16 +124,20 @@ def plot(rows: list[Row], path: Path) -> None:
     import numpy as np
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    sites = list(dict.fromkeys(str(r["site"]) for r in rows))
+    variants = list(dict.fromkeys(str(r["variant"]) for r in rows))
+    colours, styles = plt.get_cmap("tab10"), ["-", "--", ":", "-."]
     for r in rows:
         top3 = np.array([p["top3"] for p in r["per_pass"]])  # type: ignore[index, union-attr]
         top1 = np.array(r["per_pass_top1"])  # type: ignore[arg-type]
+        look = {
+            "color": colours(sites.index(str(r["site"])) % 10),
+            "linestyle": styles[variants.index(str(r["variant"])) % len(styles)],
+        }
         for ax, values in zip(axes, (top1, top3)):
             smooth = np.convolve(values, np.ones(5) / 5, mode="valid") if len(values) >= 5 else values
-            ax.plot(
-                np.arange(len(smooth)) + (len(values) - len(smooth)),
-                smooth,
-                label=f"{r['site']} {r['variant']}",
-            )
+            start = len(values) - len(smooth)
+            ax.plot(np.arange(len(smooth)) + start, smooth, label=f"{r['site']} {r['variant']}", **look)
     for ax, name in zip(axes, ("top-1", "top-3")):
         ax.set_xlabel("passes learned from before the pass")
         ax.set_title(f"prequential {name} per pass (running mean of 5)")
