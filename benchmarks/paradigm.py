@@ -55,7 +55,6 @@ MODALITIES = {  # the quickstart's site-invariant features
     "gps": {"class_path": "wmlm.modalities.GpsModality", "init_args": {"features": "range"}},
 }
 BEAM_HEAD = {"class_path": "wmlm.heads.BeamHead", "init_args": {"relative_to": "beam"}}
-LABEL_HEADS = [{"class_path": "wmlm.heads.BlockageHead"}, {"class_path": "wmlm.heads.PositionHead"}]
 CONDITIONS = ("all present", "camera gone", "GPS gone", "last beam sweep gone")
 # targets of issue 13
 TARGET_F1_PTS, TARGET_POS_REL, TARGET_DROP_RATIO, TARGET_FUSION_PTS = 5.0, 0.10, 0.5, 2.0
@@ -168,7 +167,10 @@ def few_labels(run: Runner, fusion: str, seed: int) -> dict[str, dict[str, float
     common = {
         "modalities": modality_specs(a.modalities),
         "anchor": "beam",
-        "heads": LABEL_HEADS,
+        "heads": [
+            {"class_path": "wmlm.heads.BlockageHead", "init_args": {"pos_weight": a.blockage_pos_weight}},
+            {"class_path": "wmlm.heads.PositionHead"},
+        ],
         "fusion": fusion,
         "monitor": "val/loss",
         "monitor_mode": "min",
@@ -186,6 +188,7 @@ def few_labels(run: Runner, fusion: str, seed: int) -> dict[str, dict[str, float
             metrics = run.test(model | {"init_from": None}, seed, best)
             results[f"{name} N={n}"] = {
                 "f1": metrics["test/blockage/f1"],
+                "auroc": metrics.get("test/blockage/auroc", float("nan")),
                 "distance_m": metrics["test/position/distance_m"],
                 "epochs": epochs,
             }
@@ -257,8 +260,11 @@ def summarise(results: dict, args: argparse.Namespace) -> tuple[list[list[str]],
             for name in ("aligned", "unaligned"):
                 key = f"{name} N={n}"
                 f1 = [r[key]["f1"] for r in few]
+                auroc = [r[key]["auroc"] for r in few]
                 dist = [r[key]["distance_m"] for r in few]
-                few_rows.append([fusion, str(n), name, spread(f1, 100, 1), spread(dist, 1, 2)])
+                few_rows.append(
+                    [fusion, str(n), name, spread(f1, 100, 1), spread(auroc, 1, 3), spread(dist, 1, 2)]
+                )
         if 200 in args.labels:
             f1_gap = 100 * mean([r["aligned N=200"]["f1"] - r["unaligned N=200"]["f1"] for r in few])
             al = mean([r["aligned N=200"]["distance_m"] for r in few])
@@ -368,6 +374,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--labels", nargs="+", type=int, default=[50, 200, 1000], help="labelled windows N")
     parser.add_argument("--label-steps", type=int, default=400, help="stage-2 optimizer steps of few labels")
+    parser.add_argument(
+        "--blockage-pos-weight", type=float, default=10.0, help="weight of blocked steps (rare) in the loss"
+    )
     parser.add_argument("--align-epochs", type=int, default=5)
     parser.add_argument("--adapt-epochs", type=int, default=15)
     parser.add_argument("--preset", default="small")
@@ -417,7 +426,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     report(
         "Few labels on unseen sites: blockage F1 (%) and position error (m)",
-        ["fusion", "N", "model", "blockage F1 (%)", "position error (m)"],
+        ["fusion", "N", "model", "blockage F1 (%)", "blockage AUROC", "position error (m)"],
         few_rows,
         "paradigm.py",
         argv,

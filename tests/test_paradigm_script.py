@@ -18,7 +18,7 @@ def test_paradigm_script_compares_aligned_and_unaligned_on_unseen_sites(tmp_path
     per = payload["results"]["sum"]["0"]
     assert set(per["few_labels"]) == {"aligned N=8", "unaligned N=8"}
     for scores in per["few_labels"].values():
-        assert 0 <= scores["f1"] <= 1 and scores["distance_m"] >= 0
+        assert 0 <= scores["f1"] <= 1 and scores["distance_m"] >= 0 and "auroc" in scores
     assert set(per["missing"]) == {"aligned", "unaligned", "beam alone"}
     # no camera in the set: GPS and the last beam sweep are taken away, the camera is not
     assert set(per["missing"]["aligned"]) == {"all present", "GPS gone", "last beam sweep gone"}
