@@ -454,7 +454,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "results": results,
         "targets": targets,
     }
-    payload["settings"]["cache_dir"] = args.cache_dir
     if args.markdown:
         miss_table = [
             "",
@@ -467,7 +466,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         lines = [*miss_table, "", "## Targets (issue 13)", "", *targets, ""]
         with args.markdown.open("a") as f:
             f.write("\n".join(lines))
-        plot(results, args, args.markdown.with_suffix(".png"))
+        if complete:  # the figure has a panel per experiment
+            plot(results, args, args.markdown.with_suffix(".png"))
     json_path = args.json or (args.markdown.with_suffix(".json") if args.markdown else None)
     if json_path:
         json_path.write_text(json.dumps(payload, indent=2, default=str))
