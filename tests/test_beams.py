@@ -68,3 +68,17 @@ def test_the_codebook_module_and_the_simulator_import_without_torch() -> None:
         "assert wmlm.data.sim.channel.NUM_BEAMS == wmlm.beams.NUM_BEAMS == 64\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_last_best_beam_skips_a_missing_last_sweep() -> None:
+    import torch
+
+    from wmlm.beams import last_best_beam
+
+    power = torch.rand(3, 5, 64) * 0.01
+    power[:, :, 40] = 1.0  # every measured step peaks at beam 40
+    power[0, -1] = 0.0  # window 0: the last sweep is missing (served as zeros)
+    power[1, -2:] = 0.0  # window 1: the last two are missing
+    assert last_best_beam(power).tolist() == [40, 40, 40]
+    power[2] = 0.0  # nothing measured at all: the last step, as before
+    assert last_best_beam(power)[2].item() == 0

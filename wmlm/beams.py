@@ -69,8 +69,21 @@ def best_beams(power_linear: Tensor) -> Tensor:
 
 
 def last_best_beam(power_linear: Tensor) -> Tensor:
-    """``[B]`` strongest beam (0-based) of each window's last step, from power ``[B, P, beams]``."""
-    return best_beams(power_linear[:, -1])
+    """``[B]`` strongest beam (0-based) of each window's last *measured* step, from power ``[B, P, beams]``.
+
+    A step whose beam sweep is missing is served as all-zero power (masked); taking its argmax would make
+    beam 0 the reference of the ``last_beam`` frame and of ``BeamHead(relative_to=...)``. So the last step
+    with any positive power is used (the last step when none has any). Traceable for ONNX export.
+    """
+    import torch
+
+    measured = power_linear.amax(dim=-1) > 0  # [B, P]
+    steps = power_linear.shape[1]
+    # index of the last True per row: first True of the reversed row, counted from the end
+    from_end = torch.flip(measured, dims=[1]).to(torch.int64).argmax(dim=1)
+    last = torch.where(measured.any(dim=1), steps - 1 - from_end, torch.full_like(from_end, steps - 1))
+    step_power = power_linear.gather(1, last[:, None, None].expand(-1, 1, power_linear.shape[-1]))[:, 0]
+    return best_beams(step_power)
 
 
 # -------------------------------------------------------------------- centring ("last_beam" frame)
