@@ -71,3 +71,16 @@ def test_arrays_cache_dir_is_the_arrays_folder_under_cache_dir(tmp_path: Path) -
     data.setup("fit")
     assert any((tmp_path / "arrays").iterdir())  # parsed arrays went there
     assert {p.name for p in tmp_path.iterdir()} >= {"arrays"} and any(tmp_path.glob("sim/sim-*"))
+
+
+def test_preset_names_are_checked_in_one_place_for_the_cli_and_the_data_module(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from wmlm.cli import main
+    from wmlm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"data.presets: simulator presets listed twice"):
+        SimulatedDataModule(presets=["night", "night"], sequences=2, cache_dir=str(tmp_path), **FIELDS)
+    assert main(["data", "synth", "--out", str(tmp_path / "d"), "--scenarios", "night,night"]) == 2
+    assert "--scenarios: simulator presets listed twice" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()

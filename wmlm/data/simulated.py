@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from wmlm.data.cache import default_cache_dir
 from wmlm.data.datamodule import DeepSenseDataModule
+from wmlm.data.sim.preset import check_presets
 from wmlm.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -29,16 +30,6 @@ COMPLETE_MARKER = ".complete"
 SIMULATOR_FORMAT = 1
 DEFAULT_PRESETS = ("urban_canyon", "suburban", "night", "wide_avenue")
 DEFAULT_SENSORS = ("camera",)
-
-
-def _check_presets(names: list[str]) -> None:
-    from wmlm.data.sim import PRESETS
-
-    unknown = [n for n in names if n not in PRESETS]
-    if unknown:
-        raise ConfigError(f"unknown simulator preset(s) {unknown}; available: {', '.join(sorted(PRESETS))}")
-    if len(set(names)) != len(names):
-        raise ConfigError(f"simulator presets listed twice: {names}")
 
 
 def _fingerprint(
@@ -112,7 +103,7 @@ def ensure_simulated(
     from wmlm.data.sim.random_sites import random_site
 
     presets, sensors = list(presets), sorted(sensors)
-    _check_presets(presets)
+    check_presets(presets, "data.presets", allow_empty=True)
     _check_counts(random_sites, site_seed, workers)
     if sequences < 1:
         raise ConfigError(f"simulated data: sequences must be >= 1, got {sequences}")
@@ -208,7 +199,7 @@ class SimulatedDataModule(DeepSenseDataModule):
         train_windows: int | None = None,
     ) -> None:
         presets = list(DEFAULT_PRESETS if presets is None and not random_sites else presets or [])
-        _check_presets(presets)
+        check_presets(presets, "data.presets", allow_empty=True)
         _check_counts(random_sites, site_seed, sim_workers)
         site_seed = sim_seed if site_seed is None else site_seed
         scenarios = presets + random_site_names(random_sites, site_seed)

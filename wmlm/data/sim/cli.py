@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from wmlm.data.sim.generate import SiteJob, parse_shard, plan_jobs, run_jobs, select_shard
-from wmlm.data.sim.preset import PRESETS, preset_from_dict
+from wmlm.data.sim.preset import PRESETS, check_presets, preset_from_dict
 from wmlm.data.sim.random_sites import random_site
 from wmlm.data.sim.writer import INFO_FILE, SENSORS, check_sensors
 from wmlm.errors import ConfigError, DataError
@@ -162,12 +162,8 @@ def synth_command(argv: list[str]) -> int:
     procedural = num_random is not None or sites or args.from_json
     names = [n.strip() for n in (args.scenarios or ("" if procedural else ",".join(PRESETS))).split(",")]
     names = [n for n in names if n]
-    unknown = [name for name in names if name not in PRESETS]
-    if unknown or (args.scenarios is not None and not names):
-        raise ConfigError(
-            f"--scenarios: unknown scenario preset(s) {', '.join(unknown) or '(none given)'}; "
-            f"available: {', '.join(PRESETS)}"
-        )
+    if names or args.scenarios is not None:
+        check_presets(names, "--scenarios")
     try:
         text = ",".join(SENSORS) if args.sensors is None else args.sensors
         sensors = check_sensors(s.strip() for s in text.split(",") if s.strip() not in ("", "none"))

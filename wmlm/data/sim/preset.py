@@ -6,6 +6,7 @@ read presets, and this module imports none of them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -263,3 +264,22 @@ PRESETS: dict[str, ScenarioPreset] = {
         ),
     )
 }
+
+
+def check_presets(names: Sequence[str], key: str, allow_empty: bool = False) -> None:
+    """Refuse names that are not presets, a name listed twice, or (unless ``allow_empty``: procedural sites
+    only) an empty list, naming ``key`` (the option).
+
+    Raises:
+        ConfigError: with the unknown names and the available presets.
+    """
+    from wmlm.errors import ConfigError
+
+    unknown = [name for name in names if name not in PRESETS]
+    if unknown or not (names or allow_empty):
+        raise ConfigError(
+            f"{key}: unknown simulator preset(s) {', '.join(unknown) or '(none given)'}; "
+            f"available: {', '.join(PRESETS)}"
+        )
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{key}: simulator presets listed twice: {list(names)}")
