@@ -396,3 +396,17 @@ def test_train_windows_beyond_the_pool_is_an_error_when_training_only(data_root)
         dm.train_dataloader()
     with pytest.raises(ValueError, match="train_windows must be a positive"):
         DeepSenseDataModule(data_root, train_windows=0)
+
+
+def test_the_models_data_fields_are_the_whole_contract(data_root):
+    """Inputs, targets and window lengths come from ``data_fields()`` alone, not from model attributes."""
+
+    class Contract:
+        def data_fields(self):
+            return {"inputs": INPUTS, "targets": TARGETS, "past": 4, "future": 2}
+
+    dm = DeepSenseDataModule(data_root, batch_size=8, val_fraction=0.25, test_fraction=0.25)
+    dm._model = Contract  # the model the trainer would hand over; it has no past/future attributes
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["beam"].shape[1:] == (4, 64) and batch["target"]["beam"].shape[1:] == (2,)

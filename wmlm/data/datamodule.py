@@ -32,9 +32,10 @@ DEFAULT_PAST, DEFAULT_FUTURE = 5, 3  # window lengths for a model that states no
 
 @runtime_checkable
 class NeedsFields(Protocol):
-    """A model that says which data fields it needs: ``{"inputs": {key: field}, "targets": {key: field}}``."""
+    """A model that states its data contract: ``{"inputs": {key: field}, "targets": {key: field}}`` and, optionally,
+    ``"past"`` and ``"future"`` (window lengths in samples)."""
 
-    def data_fields(self) -> dict[str, dict[str, str]]: ...
+    def data_fields(self) -> dict[str, Any]: ...
 
 
 class DeepSenseDataModule(pl.LightningDataModule):
@@ -155,12 +156,14 @@ class DeepSenseDataModule(pl.LightningDataModule):
     def _window_lengths(self) -> tuple[int, int]:
         """``(past, future)``: the model's, or the data module's where the model has none; never two values."""
         model = self._model()
+        # the model's data_fields() is the one statement of what it needs, window lengths included
+        wanted = model.data_fields() if isinstance(model, NeedsFields) else {}
         lengths = []
         for key, mine, default in (
             ("past", self.past, DEFAULT_PAST),
             ("future", self.future, DEFAULT_FUTURE),
         ):
-            theirs = getattr(model, key, None) if model is not None else None
+            theirs = wanted.get(key)
             if mine is not None and isinstance(theirs, int) and theirs != mine:
                 raise ConfigError(
                     f"data.{key}={mine} differs from model.{key}={theirs}; the model sets the window length: "

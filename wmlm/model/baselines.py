@@ -48,9 +48,10 @@ class BeamBaseline(pl.LightningModule):
         self.val_metrics = beam_metrics(future).clone(prefix="val/beam/")
         self.test_metrics = beam_metrics(future).clone(prefix="test/beam/")
 
-    def data_fields(self) -> dict[str, dict[str, str]]:
+    def data_fields(self) -> dict[str, Any]:
+        """Inputs, targets and ``future``; no ``past``: a baseline reads any number of past steps."""
         inputs = {"beam": "beam_power"} | ({"gps": "position"} if self.use_gps else {})
-        return {"inputs": inputs, "targets": {"beam": "beam_label"}}
+        return {"inputs": inputs, "targets": {"beam": "beam_label"}, "future": self.future}
 
     @abstractmethod
     def forward(self, batch: dict[str, Any]) -> Tensor:
@@ -203,7 +204,7 @@ class PositionKNN(BeamBaseline):
         self.register_buffer("train_future_beam", torch.zeros(0, future, dtype=torch.long))
         self._collected: list[tuple[Tensor, Tensor]] = []
 
-    def data_fields(self) -> dict[str, dict[str, str]]:
+    def data_fields(self) -> dict[str, Any]:
         fields = super().data_fields()
         fields["inputs"]["gps"] = self.gps_field
         return fields

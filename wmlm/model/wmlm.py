@@ -195,8 +195,9 @@ class WMLM(pl.LightningModule):
         )
 
     # ----------------------------------------------------------------------------------- data contract
-    def data_fields(self) -> dict[str, dict[str, str]]:
-        """``{"inputs": {modality: field}, "targets": {target key: field}}`` this model trains on."""
+    def data_fields(self) -> dict[str, Any]:
+        """The data contract, in one place: ``{"inputs": {modality: field}, "targets": {target key: field},
+        "past": steps in, "future": steps out}``; the data module serves exactly this."""
         targets: dict[str, str] = {}
         for head in self.heads.values():
             for key, field in head.target_fields.items():
@@ -204,7 +205,12 @@ class WMLM(pl.LightningModule):
                     raise ConfigError(
                         f"heads disagree on target {key!r}: fields {targets[key]!r} and {field!r}"
                     )
-        return {"inputs": {n: m.field for n, m in self.modality_specs.items()}, "targets": targets}
+        return {
+            "inputs": {n: m.field for n, m in self.modality_specs.items()},
+            "targets": targets,
+            "past": self.past,
+            "future": self.future,
+        }
 
     # ----------------------------------------------------------------------------------- forward
     @property

@@ -66,4 +66,6 @@ def test_example_config_names_the_plugin() -> None:
     assert model.data_fields() == {
         "inputs": {"beam": "beam_power", "csi": "csi"},
         "targets": {"beam": "beam_label", "csi": "csi"},
+        "past": model.past,
+        "future": model.future,
     }
