@@ -84,3 +84,18 @@ def test_preset_names_are_checked_in_one_place_for_the_cli_and_the_data_module(
     assert main(["data", "synth", "--out", str(tmp_path / "d"), "--scenarios", "night,night"]) == 2
     assert "--scenarios: simulator presets listed twice" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
+
+
+def test_parent_options_pass_through_without_being_declared_twice(capsys: pytest.CaptureFixture) -> None:
+    import inspect
+
+    import yaml
+
+    from wmlm.cli import main
+
+    own = inspect.signature(SimulatedDataModule.__init__).parameters
+    assert "batch_size" not in own and "train_strides" not in own  # one declaration: the parent's
+    argv = ["fit", "--model", "wmlm.WMLM", "--data", "wmlm.data.simulated.SimulatedDataModule"]
+    assert main([*argv, "--data.init_args.batch_size", "7", "--print_config"]) == 0
+    init_args = yaml.safe_load(capsys.readouterr().out)["data"]["init_args"]
+    assert init_args["batch_size"] == 7 and init_args["split"] == "scenario" and "train_strides" in init_args

@@ -184,19 +184,7 @@ class SimulatedDataModule(DeepSenseDataModule):
         cache_dir: str | None = None,
         split: Literal["sequence", "scenario"] = "scenario",
         test_scenarios: list[str] | None = None,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.2,
-        past: int | None = None,
-        future: int | None = None,
-        batch_size: int = 256,
-        num_workers: int = 0,
-        seed: int = 0,
-        inputs: dict[str, str] | None = None,
-        targets: dict[str, str] | None = None,
-        predict_split: Literal["train", "val", "test"] = "test",
-        train_strides: list[int] | None = None,
-        cache: bool = True,
-        train_windows: int | None = None,
+        **kwargs: Any,
     ) -> None:
         presets = list(DEFAULT_PRESETS if presets is None and not random_sites else presets or [])
         check_presets(presets, "data.presets", allow_empty=True)
@@ -213,20 +201,8 @@ class SimulatedDataModule(DeepSenseDataModule):
             scenarios=scenarios,
             split=split,
             test_scenarios=test_scenarios,
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            past=past,
-            future=future,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            seed=seed,
-            inputs=inputs,
-            targets=targets,
-            predict_split=predict_split,
-            train_strides=train_strides,
-            cache=cache,
             cache_dir=None if cache_dir is None else str(Path(cache_dir) / "arrays"),
-            train_windows=train_windows,
+            **kwargs,
         )
         # not ``self.cache_dir``: that is the parent's (parsed arrays, ``<cache_dir>/arrays``)
         self.presets, self.sequences, self.sim_seed = presets, sequences, sim_seed
