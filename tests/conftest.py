@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -123,3 +124,20 @@ def _fresh_registry(monkeypatch: pytest.MonkeyPatch):
     registry.reset()
     yield
     registry.reset()
+
+
+class NetworkUsed(RuntimeError):
+    """Raised by the ``no_network`` guard when code tries to open a connection."""
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any attempt to open a connection during the test raises ``NetworkUsed``."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise NetworkUsed(f"network access attempted: {args}")
+
+    for name in ("connect", "connect_ex", "sendto"):
+        monkeypatch.setattr(socket.socket, name, refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)

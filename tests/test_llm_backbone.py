@@ -4,7 +4,6 @@ network; only projections, norms, positions and LoRA train; CLI fit, checkpoint 
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +22,9 @@ pytest.importorskip("peft")
 TRAINABLE_LEAVES = ("ln_1", "ln_2", "ln_f", "wpe", "lora_A", "lora_B", "input_proj", "output_proj")
 
 
-class NetworkUsed(RuntimeError):
-    pass
-
-
 @pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test here fails if anything tries to open a connection (as tests/test_reliability.py)."""
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise NetworkUsed(f"network access attempted: {args}")
-
-    for name in ("connect", "connect_ex", "sendto"):
-        monkeypatch.setattr(socket.socket, name, refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+def _offline(no_network: None) -> None:
+    """Every test here fails if anything tries to open a connection (conftest's ``no_network``)."""
 
 
 @pytest.fixture(scope="module")

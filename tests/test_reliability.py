@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import NetworkUsed
 from test_cli_e2e import fit_args
 
 from wmlm.cli import run
@@ -26,20 +27,7 @@ def test_same_seed_same_metrics_to_the_last_digit(data_root: Path, tmp_path: Pat
     assert not all(weights_a[k].equal(weights_c[k]) for k in weights_a)
 
 
-class NetworkUsed(RuntimeError):
-    pass
-
-
-def test_fit_and_predict_never_touch_the_network(
-    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise NetworkUsed(f"network access attempted: {args}")
-
-    for name in ("connect", "connect_ex", "sendto"):
-        monkeypatch.setattr(socket.socket, name, refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+def test_fit_and_predict_never_touch_the_network(data_root: Path, tmp_path: Path, no_network: None) -> None:
     with pytest.raises(NetworkUsed):  # the guard itself works
         socket.create_connection(("example.com", 80))
     fitted = run(fit_args(data_root, tmp_path / "runs"))
