@@ -350,7 +350,9 @@ def test_online_benchmark_smoke_run(tmp_path: Path) -> None:
     windows = sum(n - PAST_BENCH - FUTURE_BENCH + 1 for n in lengths)
     assert all(r["site"] == "B" and r["windows"] == windows and r["passes"] == len(lengths) for r in rows)
     assert all(0.0 <= r["top1_mean"] <= r["top3_mean"] <= 1.0 for r in rows)
-    assert rows[0]["update_s_per_pass"] < rows[1]["update_s_per_pass"]  # zero-shot never updates
+    # zero-shot never updates; heads+backbone backpropagates through the trunk (a margin that load cannot
+    # flip, unlike the few milliseconds of two heads-only steps)
+    assert rows[0]["update_s_per_pass"] < rows[2]["update_s_per_pass"]
     assert "python benchmarks/online.py --root" in markdown.read_text()
     assert "passes seen" in (tmp_path / "online_curve.md").read_text()
     assert plot.stat().st_size > 1000
