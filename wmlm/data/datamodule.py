@@ -71,6 +71,13 @@ class DeepSenseDataModule(pl.LightningDataModule):
         train_windows: train on this many windows only, taken as whole vehicle passes in a seeded random
             order (the last pass cut short), like the few passes recorded at a new site for fine-tuning.
             ``None``: all training windows. Asking for more than there are is an error.
+        mix_root: a second folder of scenarios (e.g. simulated sites from ``wmlm data synth``) whose windows
+            all join the training split, never validation or test: mixed real + simulated training. Its
+            scenario names must differ from ``root``'s; ``train_windows`` counts ``root``'s windows only.
+        mix_share: share of every training epoch drawn from ``mix_root`` (``0 < share < 1``): an epoch
+            holds every training window of ``root`` plus as many ``mix_root`` windows as make up this
+            share, drawn afresh each epoch (seeded, so a resumed run sees the same). ``None``: every window
+            of both, once per epoch.
     """
 
     def __init__(
@@ -93,8 +100,18 @@ class DeepSenseDataModule(pl.LightningDataModule):
         cache: bool = True,
         cache_dir: str | None = None,
         train_windows: int | None = None,
+        mix_root: str | Path | None = None,
+        mix_share: float | None = None,
     ) -> None:
         super().__init__()
+        if mix_share is not None and (mix_root is None or not 0 < mix_share < 1):
+            raise ConfigError(
+                f"data.mix_share must be in (0, 1) and needs data.mix_root, got mix_share={mix_share!r}, "
+                f"mix_root={mix_root!r}"
+            )
+        self.mix_root = Path(mix_root) if mix_root is not None else None
+        self.mix_share = mix_share
+        self._mixed_tail = 0  # training windows of mix_root: the tail of the training split
         self.cache, self.cache_dir = cache, cache_dir
         if train_windows is not None and train_windows < 1:
             raise ConfigError(
@@ -185,14 +202,29 @@ class DeepSenseDataModule(pl.LightningDataModule):
                 raise DataError(f"data.test_scenarios: unknown scenario(s) {unknown}; available: {available}")
         fields = [*inputs.values(), *targets.values()]
         scenarios = load_scenarios(self.root, fields, names, cache_dir=self.arrays_cache_dir())
+        mixed = self._mixed_scenarios(fields, [s.name for s in scenarios])
+        scenarios = [*scenarios, *mixed]
         self.scenario_names = [s.name for s in scenarios]
         self._passes = {s.name: len(np.unique(s.sequence)) for s in scenarios}
-        starts = self._split_starts(scenarios, set(targets.values()))
+        starts = self._split_starts(scenarios, set(targets.values()), {s.name for s in mixed})
         for split in SPLITS:
             self.datasets[split] = WindowDataset(
                 scenarios, starts[split], inputs, targets, self.past, self.future
             )
         self._check_splits()
+
+    def _mixed_scenarios(self, fields: list[str], taken: list[str]) -> list[ScenarioData]:
+        """The scenarios of ``mix_root`` (none without one); a name that ``root`` has too is an error."""
+        if self.mix_root is None:
+            return []
+        mixed = load_scenarios(self.mix_root, fields, None, cache_dir=self.arrays_cache_dir())
+        clash = sorted({s.name for s in mixed} & set(taken))
+        if clash:
+            raise DataError(
+                f"data.mix_root {self.mix_root} has scenario(s) {clash} that data.root {self.root} has too; "
+                "give the simulated sites other names"
+            )
+        return mixed
 
     def arrays_cache_dir(self) -> Path | None:
         """Folder of the parsed-array cache, or None when ``cache`` is off."""
@@ -200,8 +232,11 @@ class DeepSenseDataModule(pl.LightningDataModule):
             return None
         return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir() / "arrays"
 
-    def _split_starts(self, scenarios: list[ScenarioData], target_fields: set[str]) -> dict[str, np.ndarray]:
-        """``{split: [W, 3] (scenario position, first row, stride)}``.
+    def _split_starts(
+        self, scenarios: list[ScenarioData], target_fields: set[str], train_only: set[str]
+    ) -> dict[str, np.ndarray]:
+        """``{split: [W, 3] (scenario position, first row, stride)}``; every window of a ``train_only``
+        scenario (those of ``mix_root``, which come last) trains.
 
         Windows never cross a vehicle pass or a gap in ``index``, and never have a missing target step.
         """
@@ -211,7 +246,9 @@ class DeepSenseDataModule(pl.LightningDataModule):
             present = np.ones(len(scenario), dtype=bool)
             for field in sorted(target_fields):
                 present &= present_rows(scenario.fields[field])
-            if self.split == "scenario" and scenario.name in self.test_scenarios:
+            if scenario.name in train_only:
+                row_split = {"train": np.ones(len(scenario), bool)}
+            elif self.split == "scenario" and scenario.name in self.test_scenarios:
                 row_split = {"test": np.ones(len(scenario), bool)}
             else:
                 fractions = {"val": self.val_fraction}
@@ -231,8 +268,12 @@ class DeepSenseDataModule(pl.LightningDataModule):
             split: np.concatenate(parts).astype(np.int64) if parts else np.zeros((0, 3), np.int64)
             for split, parts in per_split.items()
         }
+        first_mixed = len(scenarios) - len(train_only)
+        is_mixed = starts["train"][:, 0] >= first_mixed
+        own, mixed = starts["train"][~is_mixed], starts["train"][is_mixed]
         if self.train_windows is not None:
-            starts["train"] = self._first_passes(scenarios, starts["train"], self.train_windows)
+            own = self._first_passes(scenarios, own, self.train_windows)
+        starts["train"], self._mixed_tail = np.concatenate([own, mixed]), len(mixed)
         return starts
 
     def _first_passes(self, scenarios: list[ScenarioData], starts: np.ndarray, count: int) -> np.ndarray:
@@ -285,6 +326,8 @@ class DeepSenseDataModule(pl.LightningDataModule):
             batch_size=self.batch_size,
             shuffle=True,
             seed=order_seed,
+            mixed_tail=self._mixed_tail,
+            mixed_per_epoch=self._mixed_per_epoch(),
             num_workers=self.num_workers,
             collate_fn=collate_batch,
             persistent_workers=self.num_workers > 0,
@@ -293,6 +336,13 @@ class DeepSenseDataModule(pl.LightningDataModule):
             self._train_loader.load_state_dict(self._pending_loader_state)
             self._pending_loader_state = None
         return self._train_loader
+
+    def _mixed_per_epoch(self) -> int | None:
+        """``mix_root`` windows per training epoch: ``mix_share`` of the epoch (``None``: all of them)."""
+        if self.mix_share is None or not self._mixed_tail:
+            return None
+        own = len(self.datasets["train"]) - self._mixed_tail
+        return max(1, round(own * self.mix_share / (1 - self.mix_share)))
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint: where the training loader is within its epoch."""

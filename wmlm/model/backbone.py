@@ -33,6 +33,8 @@ class BackbonePreset:
 PRESETS: dict[str, BackbonePreset] = {
     "tiny": BackbonePreset(width=32, depth=2, heads=2),  # tests: seconds on a CPU
     "small": BackbonePreset(width=128, depth=4, heads=4),  # default: 0.8 M backbone parameters
+    # between small and base, for scaling curves a CPU can still train: 9.8 M backbone parameters
+    "medium": BackbonePreset(width=320, depth=8, heads=8),
     "base": BackbonePreset(width=768, depth=12, heads=12),  # GPT-2 small scale: 85 M backbone parameters
     # 2.36 B parameters with the default beam + gps encoders and beam head (2.4 B - 1.6 %)
     "wmlm-2.4b": BackbonePreset(width=2560, depth=30, heads=20),
