@@ -39,3 +39,15 @@ def wmlm_register_readers(register: Callable[[Any], None]) -> None:
     A reader turns one sensor column of a scenario CSV into an array with one entry per row;
     modalities and heads name the fields they need.
     """
+
+
+@hookspec
+def wmlm_register_data_engines(register: Callable[[Any], None]) -> None:
+    """Register data engines for ``wmlm data synth --engine NAME``: call ``register(engine)`` with an object
+    that has a string ``name`` and a method ``synth(argv: list[str]) -> int``.
+
+    ``synth`` receives the command line after ``wmlm data synth`` without ``--engine NAME`` and returns the
+    exit code; it should write scenario folders that wmlm's DeepSense reader reads unchanged and raise
+    ``wmlm.errors.ConfigError`` / ``DataError`` for what a user can fix. The name ``builtin`` is wmlm's own
+    simulator and cannot be registered.
+    """

@@ -13,7 +13,7 @@ import threading
 import warnings
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
@@ -25,6 +25,16 @@ if TYPE_CHECKING:
     from wmlm.heads.base import TaskHead
     from wmlm.modalities.base import Modality
 
+
+class DataEngine(Protocol):
+    """What ``wmlm_register_data_engines`` registers: a named ``wmlm data synth`` back end."""
+
+    name: str
+
+    def synth(self, argv: list[str]) -> int:
+        """Run ``wmlm data synth --engine NAME`` with the remaining arguments; returns the exit code."""
+        ...
+
 ENTRY_POINT_GROUP = "wmlm"
 ENV_LOAD_PLUGINS = "WMLM_LOAD_PLUGINS"
 # the built-in plugin modules: every built-in @hookimpl lives in wmlm.builtins
@@ -34,6 +44,10 @@ HOOK_KINDS: dict[str, str] = {
     "wmlm_register_heads": "head",
     "wmlm_register_readers": "reader",
 }
+# data engines (``wmlm data synth --engine NAME``) are collected by their own hook, kept apart from
+# HOOK_KINDS: a plugin record lists them in ``data_engines``, and wmlm's own simulator is ``builtin``
+ENGINE_HOOK = "wmlm_register_data_engines"
+BUILTIN_ENGINE = "builtin"
 
 
 class UnknownNameError(KeyError):
@@ -53,6 +67,7 @@ class PluginRecord:
     status: str = "ok"  # ok | failed
     error: str = ""
     registered: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in HOOK_KINDS.values()})
+    data_engines: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -62,6 +77,7 @@ class Registry:
     modalities: dict[str, type[Modality]] = field(default_factory=dict)
     heads: dict[str, type[TaskHead]] = field(default_factory=dict)
     readers: dict[str, FieldReader] = field(default_factory=dict)
+    data_engines: dict[str, DataEngine] = field(default_factory=dict)
     records: list[PluginRecord] = field(default_factory=list)
 
 
@@ -163,8 +179,40 @@ def _collect(pm: pluggy.PluginManager) -> Registry:
                 record.status = "failed"
                 record.error = f"{hook_name}: {type(exc).__name__}: {exc}"
                 warnings.warn(f"wmlm plugin {record.name!r} failed in {hook_name}: {exc}", stacklevel=2)
+    _collect_engines(pm, registry, records)
     registry.records = list(records.values())
     return registry
+
+
+def _collect_engines(pm: pluggy.PluginManager, registry: Registry, records: dict[str, PluginRecord]) -> None:
+    """Call every ``wmlm_register_data_engines``; a broken engine marks its plugin failed, as above."""
+    for impl in getattr(pm.hook, ENGINE_HOOK).get_hookimpls():
+        record = records.setdefault(impl.plugin_name, PluginRecord(impl.plugin_name, "?", "?"))
+
+        def register(engine: Any, record: PluginRecord = record) -> None:
+            name = getattr(engine, "name", None)
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"a registered data engine needs a non-empty string 'name', got {engine!r}")
+            if not callable(getattr(engine, "synth", None)):
+                raise TypeError(f"data engine {name!r} needs a method synth(argv: list[str]) -> int")
+            if name == BUILTIN_ENGINE or name in registry.data_engines:
+                record.status = "failed"
+                record.error = (record.error + "; " if record.error else "") + f"duplicate data engine {name!r}"
+                warnings.warn(
+                    f"wmlm plugin {record.name!r} registers data engine {name!r}, which is already taken; "
+                    "keeping the first one",
+                    stacklevel=2,
+                )
+                return
+            registry.data_engines[name] = engine
+            record.data_engines.append(name)
+
+        try:
+            impl.function(register=register)
+        except (Exception, SystemExit) as exc:
+            record.status = "failed"
+            record.error = f"{ENGINE_HOOK}: {type(exc).__name__}: {exc}"
+            warnings.warn(f"wmlm plugin {record.name!r} failed in {ENGINE_HOOK}: {exc}", stacklevel=2)
 
 
 def _make_register(registry: Registry, kind: str, record: PluginRecord) -> Any:
@@ -216,6 +264,25 @@ def get_head(name: str) -> type[TaskHead]:
 def get_reader(name: str) -> FieldReader:
     """The registered ``FieldReader`` for field ``name``."""
     return _lookup(load_plugins().readers, "reader (data field)", name)
+
+
+def data_engine_names() -> list[str]:
+    """``builtin`` and the names of the registered data engines, sorted after it."""
+    return [BUILTIN_ENGINE, *sorted(load_plugins().data_engines)]
+
+
+def get_data_engine(name: str) -> DataEngine:
+    """The registered data engine called ``name`` (not ``builtin``: that is ``wmlm data synth`` itself).
+
+    Raises ``UnknownNameError`` listing every engine, ``builtin`` included.
+    """
+    engines = load_plugins().data_engines
+    if name not in engines:
+        raise UnknownNameError(
+            f"unknown data engine {name!r}; available: {', '.join(data_engine_names())}. Install or enable the "
+            "plugin that provides it (see `wmlm plugins`), e.g. pip install ./plugins/wmlm-sionna for 'sionna'."
+        )
+    return engines[name]
 
 
 def register_plugin(plugin: object, name: str) -> None:

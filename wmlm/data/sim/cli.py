@@ -3,6 +3,10 @@
 ``--random-sites N --seed S`` draws sites 1..N of population S (``wmlm.data.sim.random_sites``), ``--site K``
 one site alone, ``--from-json`` the site a folder's ``simulation.json`` records; ``--workers``, ``--shard``
 and ``--resume`` share the work out (``wmlm.data.sim.generate``). Same options, same bytes.
+
+``--engine NAME`` picks the data engine: ``builtin`` (the default) is this simulator; any other name is an
+engine a plugin registered (``wmlm_register_data_engines``, e.g. ``sionna`` from ``plugins/wmlm-sionna``),
+which gets the remaining arguments and parses them itself.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from wmlm.data.sim.preset import PRESETS, check_presets, preset_from_dict
 from wmlm.data.sim.random_sites import random_site
 from wmlm.data.sim.writer import INFO_FILE, SENSORS, check_sensors
 from wmlm.errors import ConfigError, DataError
+from wmlm.registry import BUILTIN_ENGINE, UnknownNameError, get_data_engine
 
 
 def _at_least(minimum: int) -> Callable[[str], int]:
@@ -43,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
         prog="wmlm data synth",
         description="Simulate 60 GHz V2I scenarios (vehicle passes at a 64-beam BS) and write each as a "
         "DeepSense 6G scenario folder OUT/<preset> (procedural sites: OUT/s<seed>_site<K>).",
+    )
+    parser.add_argument(
+        "--engine",
+        metavar="NAME",
+        default=BUILTIN_ENGINE,
+        help="data engine: builtin (default, this simulator) or one a plugin registers, e.g. sionna "
+        "(pip install ./plugins/wmlm-sionna); `wmlm data synth --engine NAME --help` lists its options",
     )
     parser.add_argument("--out", required=True, type=Path, help="parent folder of the scenario folders")
     parser.add_argument(
@@ -145,13 +157,42 @@ def _from_json(path: Path, sensors: tuple[str, ...] | None, out: Path) -> SiteJo
     return SiteJob(preset, seed, sequences, chosen, out / preset.name, record)
 
 
+def split_engine(argv: list[str]) -> tuple[str, list[str]]:
+    """The ``--engine NAME`` (or ``--engine=NAME``) of ``argv`` and the other arguments, in order.
+
+    No ``--engine`` gives ``builtin``; a repeated one keeps the last, as argparse does. ``ConfigError`` for an
+    ``--engine`` without a name.
+    """
+    engine, rest = BUILTIN_ENGINE, []
+    items = iter(argv)
+    for item in items:
+        if item == "--engine":
+            engine = next(items, "")
+            if not engine or engine.startswith("-"):
+                raise ConfigError("--engine: expected a data engine name (builtin, or one a plugin registers)")
+        elif item.startswith("--engine="):
+            engine = item.split("=", 1)[1]
+            if not engine:
+                raise ConfigError("--engine: expected a data engine name (builtin, or one a plugin registers)")
+        else:
+            rest.append(item)
+    return engine, rest
+
+
 def synth_command(argv: list[str]) -> int:
-    """Run ``wmlm data synth`` with ``argv``; returns 0.
+    """Run ``wmlm data synth`` with ``argv``; returns 0 (another ``--engine``: that engine's exit code).
 
     Raises ``ConfigError`` (exit 2) for an unknown preset or sensor or a bad count or shard, and
     ``OutputError`` (exit 1) for an output folder it may not write, all before anything is simulated or
     written.
     """
+    engine, argv = split_engine(argv)
+    if engine != BUILTIN_ENGINE:
+        try:
+            chosen = get_data_engine(engine)
+        except UnknownNameError as error:
+            raise ConfigError(f"--engine: {error}") from None
+        return int(chosen.synth(argv))
     args = _parser().parse_args(argv)
     num_random = _count("--random-sites", args.random_sites, 1)
     sites = [_count("--site", text, 1) for text in args.site]
