@@ -52,6 +52,15 @@ SMOKE_MODEL = {
     "gru": ["--model.hidden_size", "8"],
 }
 
+# the data augmentations of benchmarks/configs/wmlm.yaml, as arguments for another model's config (the GRU),
+# so a comparison separates what the model contributes from what the augmentations do
+SAME_AUGMENTATIONS = [
+    "--data.train_strides",
+    "[1, 2]",
+    "--model.augmentations",
+    "[{class_path: wmlm.model.augment.BeamFlip}]",
+]
+
 Scores = dict[str, list[float] | float]  # {"top1": [t1, t2, t3], "top3": [...], "dba": x}
 
 
@@ -257,3 +266,18 @@ def report(
     ]
     markdown.parent.mkdir(parents=True, exist_ok=True)
     markdown.write_text("\n".join(lines))
+
+
+def site_stream(ckpt: str | Path, root: Path, scenarios: Sequence[str]) -> list:
+    """Every sample of the scenarios of one site under ``root``, in file order, as one prequential stream
+    (``wmlm.deploy.prequential.scenario_stream``: ``list[LabelledSample]``), with the fields the
+    checkpoint's model reads (parsed arrays cached as for training)."""
+    from wmlm.data.cache import default_cache_dir, load_scenarios
+    from wmlm.deploy.export import load_model
+    from wmlm.deploy.prequential import scenario_stream
+
+    inputs = load_model(ckpt).data_fields()["inputs"]
+    data = load_scenarios(
+        root, [*inputs.values(), "beam_label"], list(scenarios), cache_dir=default_cache_dir() / "arrays"
+    )
+    return list(scenario_stream(data, inputs))

@@ -16,7 +16,9 @@ For every held-out site:
      included; accuracy against the number of passes seen; update seconds per pass against the pass's
      duration (samples / 10 Hz) and prediction latency per sample, with ``--threads`` torch threads.
 ``--markdown`` writes the tables with date, machine and command; ``--json`` the numbers; ``--plot`` a PNG of
-prequential top-1/top-3 against passes seen, per site. ``--smoke`` is a seconds-long run for the tests.
+prequential top-1/top-3 of each pass against passes seen, per site; ``--over-time`` a PNG of the running
+accuracy (over every window so far) against passes seen, one line per site and variant, zero-shot dotted
+(its table goes next to ``--markdown`` as ``*_over_time.md``). ``--smoke`` is a seconds-long run for the tests.
 """
 
 from __future__ import annotations
@@ -29,21 +31,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from benchlib import SMOKE_ARGS, SMOKE_MODEL, WMLM_CONFIG, report, train  # noqa: E402
+from benchlib import SMOKE_ARGS, SMOKE_MODEL, WMLM_CONFIG, report, site_stream, train  # noqa: E402
 
-from wmlm.data.cache import default_cache_dir, load_scenarios  # noqa: E402
 from wmlm.data.simulated import DEFAULT_PRESETS, ensure_simulated  # noqa: E402
-from wmlm.deploy.export import load_model  # noqa: E402
 from wmlm.deploy.online import OnlineAdapter  # noqa: E402
-from wmlm.deploy.prequential import (  # noqa: E402
-    LabelledSample,
-    PrequentialResult,
-    prequential_evaluate,
-    scenario_stream,
-)
+from wmlm.deploy.prequential import LabelledSample, PrequentialResult, prequential_evaluate  # noqa: E402
 
 REAL_SITES = {
     "A": ["scenario1", "scenario2"],
@@ -52,6 +48,7 @@ REAL_SITES = {
     "F": ["scenario8", "scenario9"],
 }
 PASS_BINS = ((0, 0), (1, 4), (5, 9), (10, 19), (20, 10**9))  # passes learned from before the window
+OVER_TIME_PASSES = (1, 5, 10, 20, 50, 100)  # passes seen at which the running-accuracy table is read
 Row = dict[str, object]
 
 
@@ -60,15 +57,6 @@ def pretrain(
 ) -> str:
     extra = [*SMOKE_ARGS, *SMOKE_MODEL["wmlm"]] if smoke else ["--model.adapt_epochs", str(epochs)]
     return train(WMLM_CONFIG, root, workdir, extra, log, scenarios=scenarios)
-
-
-def site_stream(ckpt: str, root: Path, scenarios: list[str]) -> list[LabelledSample]:
-    """Every sample of the site's scenarios, in file order, with the fields the checkpoint's model reads."""
-    inputs = load_model(ckpt).data_fields()["inputs"]
-    data = load_scenarios(
-        root, [*inputs.values(), "beam_label"], scenarios, cache_dir=default_cache_dir() / "arrays"
-    )
-    return list(scenario_stream(data, inputs))
 
 
 def evaluate(
@@ -112,7 +100,63 @@ def row(site: str, variant: str, result: PrequentialResult) -> Row:
         "by_passes_seen": curve,
         "per_pass": [{"pass": n, "windows": w, "top3": a} for n, w, a in result.by_pass(3)],
         "per_pass_top1": [a for _, _, a in result.by_pass(1)],
+        # after each ended pass: accuracy over every window so far (None before the first window)
+        "running_windows": result.running_windows().tolist(),
+        "running_top1": _nan_to_none(result.running_accuracy(1)),
+        "running_top3": _nan_to_none(result.running_accuracy(3)),
     }
+
+
+def _nan_to_none(values: np.ndarray) -> list[float | None]:
+    # JSON has no NaN; None (null) marks the passes before the first scored window
+    return [None if v != v else float(v) for v in values.tolist()]
+
+
+def over_time_cells(r: Row) -> list[str]:
+    """``top-1 / top-3`` running accuracy after each of ``OVER_TIME_PASSES`` passes (``-`` past the
+    site's last pass or before its first window), then after all of them."""
+    top1, top3 = r["running_top1"], r["running_top3"]  # type: ignore[var-annotated]
+    cells = []
+    for seen in OVER_TIME_PASSES:
+        a, b = (top1[seen - 1], top3[seen - 1]) if seen <= len(top1) else (None, None)  # type: ignore[arg-type, index]
+        cells.append(f"{a:.2f} / {b:.2f}" if a is not None and b is not None else "-")
+    cells.append(f"{r['top1_mean']:.3f} / {r['top3_mean']:.3f} ({len(top1)})")  # type: ignore[arg-type]
+    return cells
+
+
+def plot_over_time(rows: list[Row], path: Path) -> None:
+    """Running prequential top-1 and top-3 (every window predicted so far) against passes seen: one
+    colour per site; adapted variants solid or dashed, zero-shot (no adaptation, the same windows) dotted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    sites = list(dict.fromkeys(str(r["site"]) for r in rows))
+    adapted = list(dict.fromkeys(str(r["variant"]) for r in rows if r["variant"] != "zero-shot"))
+    colours, styles = plt.get_cmap("tab10"), ["-", "--", "-."]
+    for r in rows:
+        variant = str(r["variant"])
+        look = {
+            "color": colours(sites.index(str(r["site"])) % 10),
+            "linestyle": ":" if variant == "zero-shot" else styles[adapted.index(variant) % len(styles)],
+            "linewidth": 1.2 if variant == "zero-shot" else 1.8,
+        }
+        for ax, key in zip(axes, ("running_top1", "running_top3")):
+            values = np.array([np.nan if v is None else v for v in r[key]], dtype=float)  # type: ignore[union-attr]
+            ax.plot(np.arange(1, len(values) + 1), values, label=f"{r['site']} {variant}", **look)
+    for ax, name in zip(axes, ("top-1", "top-3")):
+        ax.set_xscale("log")
+        ax.set_xlabel("vehicle passes seen at the new site (log scale)")
+        ax.set_title(f"prequential {name}, all windows so far")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("accuracy (mean of future steps)")
+    axes[1].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def plot(rows: list[Row], path: Path) -> None:
@@ -121,7 +165,6 @@ def plot(rows: list[Row], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
     sites = list(dict.fromkeys(str(r["site"]) for r in rows))
@@ -183,6 +226,9 @@ def main(argv: list[str] | None = None) -> list[Row]:
     parser.add_argument("--markdown", type=Path, help="also write the tables here")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--plot", type=Path, help="also write the accuracy-over-passes PNG here")
+    parser.add_argument(
+        "--over-time", type=Path, help="also write the running-accuracy-against-passes-seen PNG here"
+    )
     parser.add_argument(
         "--smoke", action="store_true", help="seconds-long run for tests; numbers meaningless"
     )
@@ -271,10 +317,25 @@ def main(argv: list[str] | None = None) -> list[Row]:
     curve_header = ["site", "variant", *(f"{b} passes seen: top-1 / top-3 (windows)" for b in bins)]
     curve_md = args.markdown.with_name(args.markdown.stem + "_curve.md") if args.markdown else None
     report("Prequential accuracy against passes seen", curve_header, curve_rows, "online.py", argv, curve_md)
+    over_header = [
+        "site", "variant", *(f"{n} passes seen" for n in OVER_TIME_PASSES), "all windows (passes)",
+    ]  # fmt: skip
+    over_rows = [[str(r["site"]), str(r["variant"]), *over_time_cells(r)] for r in rows]
+    over_md = args.markdown.with_name(args.markdown.stem + "_over_time.md") if args.markdown else None
+    report(
+        "Running prequential top-1 / top-3 against passes seen",
+        over_header,
+        over_rows,
+        "online.py",
+        argv,
+        over_md,
+    )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     if args.plot:
         plot(rows, args.plot)
+    if args.over_time:
+        plot_over_time(rows, args.over_time)
     return rows
 
 

@@ -30,6 +30,7 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).parent))
 from benchlib import (  # noqa: E402
     GRU_CONFIG,
+    SAME_AUGMENTATIONS,
     SMOKE_ARGS,
     SMOKE_MODEL,
     UNTRAINED,
@@ -66,14 +67,9 @@ ANCHOR_VARIANTS = {
     "joint anchors": ["--model.anchor", "[beam, gps]"],
     "no alignment": ["--model.align_epochs", "0", "--model.adapt_epochs", "23"],
 }
-# the GRU twice: as the paper's baseline, and with the data augmentations wmlm's config uses, so the
-# comparison separates what the model contributes from what the augmentations do
-SAME_AUGMENTATIONS = [
-    "--data.train_strides",
-    "[1, 2]",
-    "--model.augmentations",
-    "[{class_path: wmlm.model.augment.BeamFlip}]",
-]
+# the GRU twice: as the paper's baseline, and with the data augmentations wmlm's config uses
+# (benchlib.SAME_AUGMENTATIONS), so the comparison separates what the model contributes from what the
+# augmentations do
 LOSO_MODELS = {
     "wmlm": ("wmlm", []),
     "gru": ("gru", []),

@@ -337,7 +337,7 @@ def test_online_benchmark_smoke_run(tmp_path: Path) -> None:
     lengths = (14, 12, 16, 13, 15, 14)
     for seed, name in enumerate(["s1", "s2", "s3"]):
         write_scenario(tmp_path / "data" / name, seed=seed, sequence_lengths=lengths)
-    markdown, plot = tmp_path / "online.md", tmp_path / "online.png"
+    markdown, plot, over_time = tmp_path / "online.md", tmp_path / "online.png", tmp_path / "over_time.png"
     spec = importlib.util.spec_from_file_location("online_benchmark", BENCHMARKS / "online.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -345,14 +345,21 @@ def test_online_benchmark_smoke_run(tmp_path: Path) -> None:
     rows = module.main(
         ["--root", str(tmp_path / "data"), "--sites", "A=s1,s2", "B=s3", "--held-out", "B", "--smoke"]
         + ["--markdown", str(markdown), "--json", str(tmp_path / "online.json"), "--plot", str(plot)]
+        + ["--over-time", str(over_time)]
     )
     assert [r["variant"] for r in rows] == ["zero-shot", "heads", "heads+backbone"]
     windows = sum(n - PAST_BENCH - FUTURE_BENCH + 1 for n in lengths)
     assert all(r["site"] == "B" and r["windows"] == windows and r["passes"] == len(lengths) for r in rows)
     assert all(0.0 <= r["top1_mean"] <= r["top3_mean"] <= 1.0 for r in rows)
-    # zero-shot never updates; heads+backbone backpropagates through the trunk (a margin that load cannot
-    # flip, unlike the few milliseconds of two heads-only steps)
-    assert rows[0]["update_s_per_pass"] < rows[2]["update_s_per_pass"]
+    # update times are measured, not compared: on a loaded machine one slow pass flips any comparison of
+    # milliseconds (that zero-shot never learns is test_zero_steps_is_zero_shot_serving)
+    assert all(r["update_s_per_pass"] >= 0.0 and r["pass_s_mean"] > 0.0 for r in rows)
     assert "python benchmarks/online.py --root" in markdown.read_text()
     assert "passes seen" in (tmp_path / "online_curve.md").read_text()
-    assert plot.stat().st_size > 1000
+    assert plot.stat().st_size > 1000 and over_time.stat().st_size > 1000
+    # the running curve: one point per pass, ending at the accuracy over all windows of the site
+    for r in rows:
+        assert len(r["running_top1"]) == len(r["running_top3"]) == len(lengths)
+        assert r["running_windows"][-1] == windows
+        assert r["running_top3"][-1] == pytest.approx(r["top3_mean"], abs=1e-6)
+    assert "passes seen" in (tmp_path / "online_over_time.md").read_text()

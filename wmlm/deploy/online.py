@@ -284,8 +284,13 @@ class OnlineAdapter:
 
     @property
     def _keeps_hidden(self) -> bool:
-        # augmentations change the inputs of every replay, so their hidden states cannot be kept
-        return self.adapt == "heads" and not (self.augment and self.model.augmentations)
+        # augmentations change the inputs of every replay, so their hidden states cannot be kept; without
+        # steps (zero-shot serving) nothing is ever replayed, so a trunk pass per window would be wasted
+        return (
+            self.adapt == "heads"
+            and self.steps_per_pass > 0
+            and not (self.augment and self.model.augmentations)
+        )
 
     def _with_hidden(self, windows: list[Window]) -> list[Window]:
         batch = collate_windows(windows)

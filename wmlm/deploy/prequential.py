@@ -3,6 +3,7 @@
     from wmlm.deploy.prequential import prequential_evaluate, scenario_stream
     result = prequential_evaluate(adapter, scenario_stream(scenario, {"beam": "beam_power"}))
     result.summary()  # {"windows", "top1": [t+1..t+F], "top3": [...], "dba", "update_s_per_pass", ...}
+    result.running_accuracy(3)  # [passes] top-3 over the windows of the passes so far, after each pass
 
 Time runs sample by sample. At each sample the adapter predicts from what has arrived so far; the best beam
 measured at sample ``t`` is handed to ``observe`` ``label_delay`` samples later (the sweep's answer comes a
@@ -77,6 +78,8 @@ class PrequentialResult:
     Attributes:
         scores: ``[W, F, 64]`` logits returned at prediction time. targets: ``[W, F]`` best beams, 0-based.
         pass_number: ``[W]`` how many passes had been learned from when the window was predicted.
+        first_pass: ``adapter.passes_ended`` when the evaluation started (0 for a fresh adapter), so that
+            ``pass_number - first_pass`` is the 0-based pass of this stream a window belongs to.
         update_seconds, pass_seconds: per ended pass, wall time of ``end_pass`` and the pass's duration in
             real time (samples / ``sample_rate_hz``). predict_seconds: wall time of each ``predict`` call.
     """
@@ -84,6 +87,7 @@ class PrequentialResult:
     scores: torch.Tensor
     targets: torch.Tensor
     pass_number: np.ndarray
+    first_pass: int = 0
     update_seconds: list[float] = field(default_factory=list)
     pass_seconds: list[float] = field(default_factory=list)
     predict_seconds: list[float] = field(default_factory=list)
@@ -102,6 +106,30 @@ class PrequentialResult:
             (int(n), int((self.pass_number == n).sum()), float(hits[self.pass_number == n].mean()))
             for n in np.unique(self.pass_number)
         ]
+
+    def running_windows(self) -> np.ndarray:
+        """``[P] int64``: windows scored in this stream's passes ``0 .. n``, for each ended pass ``n``
+        (``P = len(pass_seconds)``; a pass too short for a window adds none)."""
+        passes = len(self.pass_seconds)
+        return np.cumsum(np.bincount(self.pass_number - self.first_pass, minlength=passes)[:passes])
+
+    def running_accuracy(self, k: int) -> np.ndarray:
+        """``[P] float64``: for each ended pass ``n`` (0-based), the top-``k`` accuracy (share of hits over
+        all future steps) of every window predicted in passes ``0 .. n``, i.e. what an operator would have
+        measured at the site after ``n + 1`` passes; NaN while no window has been scored yet.
+
+        One value per ended pass, and the last equals ``accuracy(k)``: the curve ends at the prequential
+        accuracy over the whole stream."""
+        passes = len(self.pass_seconds)
+        if not len(self.targets):
+            return np.full(passes, np.nan)
+        top = self.scores.topk(k, dim=-1).indices  # [W, F, k]
+        hits = (top == self.targets[..., None]).any(-1).sum(-1).double().numpy()  # [W] hits out of F
+        relative = self.pass_number - self.first_pass
+        running_hits = np.cumsum(np.bincount(relative, weights=hits, minlength=passes)[:passes])
+        steps = self.running_windows() * self.targets.shape[1]
+        with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 before the first window: NaN
+            return np.where(steps > 0, running_hits / steps, np.nan)
 
     def summary(self) -> dict[str, object]:
         """Top-1/top-3 per future step, DBA, and the time budget: seconds of update per pass against the
@@ -149,7 +177,7 @@ def prequential_evaluate(
         raise ValueError(f"prequential evaluation: label_delay must be >= 0 samples, got {label_delay}")
     future = adapter.future
     scores, targets, passes = [], [], []
-    result = PrequentialResult(torch.zeros(0), torch.zeros(0), np.zeros(0))
+    result = PrequentialResult(torch.zeros(0), torch.zeros(0), np.zeros(0), first_pass=adapter.passes_ended)
     for _, items in itertools.groupby(stream, key=lambda item: item.sample.pass_id):
         predicted: dict[int, torch.Tensor] = {}
         labels: dict[int, int] = {}
