@@ -1,11 +1,20 @@
 """Zero-shot beam prediction: train on every scenario under one root, test on every scenario under another.
 
-    python benchmarks/zero_shot.py --train-root A --test-root B [--json results.json]
+    python benchmarks/zero_shot.py --train-root A --test-root B [--json results.json] [--online]
 
-Trains the benchmark's wmlm configuration (``configs/wmlm.yaml``) and its best GRU (``configs/gru.yaml``)
-on all scenario folders under ``A`` (model selection on 10 % of A's vehicle passes only), then tests them,
-and the repeat-last-beam and kinematic baselines, on each scenario folder under ``B``, which nothing saw
-before. Prints one table; with ``--json`` also writes
+Trains the benchmark's wmlm configuration (``configs/wmlm.yaml``) and its best GRU (``configs/gru.yaml``),
+the GRU twice: as configured (``gru``) and with wmlm's data augmentations (``gru_aug``: mirrored windows,
+strides 1 and 2; ``benchlib.SAME_AUGMENTATIONS``), on all scenario folders under ``A`` (model selection on
+10 % of A's vehicle passes only), then tests them, and the repeat-last-beam and kinematic baselines, on each
+scenario folder under ``B``, which nothing saw before.
+
+``--online`` adds ``wmlm_online``: the same trained wmlm checkpoint, adapted while serving each test
+scenario on its own (``wmlm.deploy.OnlineAdapter``, ``--online-adapt``; 20 optimizer steps after each
+vehicle pass, FIFO replay of 2048 windows; best beams observed 3 samples late) and scored prequentially
+(``wmlm.deploy.prequential``: every window is scored before anything from it or later is learned, the
+first pass included). It prints the update time per pass against the passes' real-time duration at 10 Hz.
+
+Prints one table; with ``--json`` also writes
 ``{model: {scenario: {"top1": [t1, t2, t3], "top3": [t1, t2, t3], "dba": x}}}``.
 Any folders in the DeepSense layout work (``root/<name>/<name>.csv``).
 """
@@ -23,19 +32,55 @@ from pathlib import Path
 from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).parent))
-from benchlib import (
+from benchlib import (  # noqa: E402
     GRU_CONFIG,
+    SAME_AUGMENTATIONS,
     SMOKE_ARGS,
     SMOKE_MODEL,
     UNTRAINED,
     WMLM_CONFIG,
+    Scores,
     machine,
     rich_table,
+    site_stream,
     test,
     train,
-)  # noqa: E402
+)
 
 from wmlm.data.deepsense import find_scenarios  # noqa: E402
+
+# trained models: (name in the JSON, config, extra arguments, smoke model arguments)
+TRAINED = (
+    ("wmlm", WMLM_CONFIG, [], SMOKE_MODEL["wmlm"]),
+    ("gru", GRU_CONFIG, [], SMOKE_MODEL["gru"]),
+    ("gru_aug", GRU_CONFIG, SAME_AUGMENTATIONS, SMOKE_MODEL["gru"]),
+)
+# online adaptation as measured in docs/results/online.md (benchmarks/online.py's defaults)
+ONLINE = {"steps_per_pass": 20, "buffer_windows": 2048, "batch_size": 64, "lr": 3e-4, "seed": 0}
+LABEL_DELAY = 3  # samples until a sweep's best beam reaches the adapter
+
+
+def online_scores(ckpt: str, root: Path, scenario: str, adapt: str, smoke: bool, console: Console) -> Scores:
+    """Prequential top-1/top-3 per future step and DBA of ``ckpt`` adapted online on ``scenario`` alone
+    (a fresh adapter per scenario); prints the update time per pass against the pass duration."""
+    from wmlm.deploy.online import OnlineAdapter
+    from wmlm.deploy.prequential import prequential_evaluate
+
+    options = dict(ONLINE)
+    if smoke:
+        options["steps_per_pass"] = min(options["steps_per_pass"], 2)
+        options["batch_size"] = min(options["batch_size"], 8)
+    adapter = OnlineAdapter.from_checkpoint(ckpt, adapt=adapt, **options)
+    result = prequential_evaluate(adapter, site_stream(ckpt, root, [scenario]), label_delay=LABEL_DELAY)
+    summary = result.summary()
+    console.print(
+        f"wmlm_online {scenario}: {summary['windows']} windows, {summary['passes']} passes; update "
+        f"{summary['update_s_per_pass']:.3f} s per pass (mean; max {summary['update_s_max']:.3f} s) against "
+        f"a pass duration of {summary['pass_s_mean']:.1f} s (mean, 10 Hz); "
+        f"{100 * summary['passes_over_budget']:.0f} % of passes over budget; "  # type: ignore[operator]
+        f"predict {summary['predict_ms_median']:.1f} ms (median)"
+    )
+    return {"top1": summary["top1"], "top3": summary["top3"], "dba": summary["dba"]}  # type: ignore[dict-item]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -47,9 +92,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--workdir", type=Path, help="checkpoints and logs (default: a temporary folder)")
     parser.add_argument(
+        "--online", action="store_true", help="also adapt the trained wmlm online on each test scenario"
+    )
+    parser.add_argument(
+        "--online-adapt",
+        choices=("heads", "heads+backbone"),
+        default="heads+backbone",
+        help="what learns online with --online (default heads+backbone; encoders never learn)",
+    )
+    parser.add_argument(
         "--smoke", action="store_true", help="seconds-long run for tests; numbers meaningless"
     )
     args = parser.parse_args(argv)
+    for option, root in (("--train-root", args.train_root), ("--test-root", args.test_root)):
+        if not root.is_dir():
+            parser.error(f"{option}: {root} is not a folder")
 
     test_scenarios = [p.name for p in find_scenarios(args.test_root)]
     train_scenarios = [p.name for p in find_scenarios(args.train_root)]
@@ -64,8 +121,8 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
-        for name, config in (("wmlm", WMLM_CONFIG), ("gru", GRU_CONFIG)):
-            extra = [*smoke, *(SMOKE_MODEL[name] if args.smoke else [])]
+        for name, config, options, smoke_model in TRAINED:
+            extra = [*options, *smoke, *(smoke_model if args.smoke else [])]
             ckpt = train(config, args.train_root, workdir / name, extra, log)
             console.print(f"{name}: trained in {time.perf_counter() - started:.0f} s; best checkpoint {ckpt}")
             results[name] = {
@@ -74,6 +131,11 @@ def main(argv: list[str] | None = None) -> dict:
                 )
                 for s in test_scenarios
             }
+            if name == "wmlm" and args.online:
+                results["wmlm_online"] = {
+                    s: online_scores(ckpt, args.test_root, s, args.online_adapt, args.smoke, console)
+                    for s in test_scenarios
+                }
         for name, class_path in UNTRAINED.items():
             extra = ["--model", class_path, *smoke]
             results[name] = {
