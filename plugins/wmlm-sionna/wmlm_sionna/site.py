@@ -34,6 +34,7 @@ PAVEMENT_M = 2.0  # lanes keep this far from a street's edge
 LANE_WIDTH_M = 3.5
 MIN_LANE_OFFSET_M = 3.0  # ScenarioPreset's rule: a lane centre at least 3 m across from the BS
 MAX_BS_DISTANCE_M = 20.0  # a --bs-position must be this close to a street
+MAX_LANES = 6  # an open square is no street: the vehicle keeps to the 6 lanes nearest the BS
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ def _lanes(street: Street, bs_across: float, side: int) -> list[float]:
     """Lane centres (across coordinate) on the ``side`` (+1: towards larger across values) of the BS."""
     first, last = street.low_m + PAVEMENT_M + LANE_WIDTH_M / 2, street.high_m - PAVEMENT_M - LANE_WIDTH_M / 2
     centres = list(np.arange(first, last + 1e-6, LANE_WIDTH_M)) or [(street.low_m + street.high_m) / 2]
-    return [c for c in centres if side * (c - bs_across) >= MIN_LANE_OFFSET_M]
+    usable = [c for c in centres if side * (c - bs_across) >= MIN_LANE_OFFSET_M]
+    return sorted(usable, key=lambda c: abs(c - bs_across))[:MAX_LANES]
 
 
 def _distance(street: Street, xy: np.ndarray) -> float:
