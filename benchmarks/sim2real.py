@@ -126,14 +126,17 @@ def run(args: argparse.Namespace) -> dict:
     presets = _names(args.presets)
     started = time.perf_counter()
     sim_root = workdir / "sim"
-    names = generate(sim_root, max([*sites, args.loso_sites]), args.sequences, args.workers, console)
+    # real-only leave-one-site-out needs no simulated site at all
+    uses_sim = any(v != "real only" for v in _names(args.loso_variants))
+    needed = max([*sites, *([args.loso_sites] if uses_sim else [])], default=0)
+    names = generate(sim_root, needed, args.sequences, args.workers, console) if needed else []
     smoke = SMOKE_ARGS if args.smoke else []
 
     zero_shot: dict[str, dict[str, dict]] = {}
     checkpoints: dict[tuple[str, int], str] = {}
     for preset in presets:
         for n in sites:
-            key = f"zero_shot/{preset}/{n}"
+            key = f"zero_shot/{preset}/{n}/steps{args.steps}/seq{args.sequences}"
             out = workdir / "runs" / preset / str(n)
             done = progress.get(key)
             if done is None:
@@ -166,7 +169,9 @@ def run(args: argparse.Namespace) -> dict:
             if extra is None:
                 console.print(f"{variant}: no model pretrained on {args.loso_sites} sites with {loso_preset}; skipped")
                 continue
-            key = f"loso/{loso_preset}/{variant}/{site}"
+            key = f"loso/{loso_preset}/{variant}/{site}/epochs{args.loso_epochs}"
+            if variant != "real only":
+                key += f"/sites{args.loso_sites}/seq{args.sequences}/steps{args.steps}/share{args.mix_share}"
             done = progress.get(key)
             if done is None:
                 t0 = time.perf_counter()
