@@ -1,10 +1,13 @@
 """Simulated scenarios as a data source: generated once into a cache folder, then read like real data.
 
 ``ensure_simulated`` writes each requested simulator preset, and procedural sites 1..N of a population
-(``wmlm.data.sim.random_sites``), as DeepSense-layout scenario folders under ``<cache_dir>/sim/sim-<key>/``;
-``SimulatedDataModule`` does that in ``prepare_data`` and then serves the folders exactly as
-``DeepSenseDataModule`` serves real downloads. A procedural site folder holds the same bytes as
-``wmlm data synth --random-sites N --seed <site_seed>`` writes.
+(``wmlm.data.sim.random_sites``), as scenario folders under ``<cache_dir>/sim/sim-<key>/``: DeepSense-layout
+folders (``format="deepsense"``, text files, camera/LiDAR/CSI possible) or array store sites
+(``format="arrays"``, one ``.npy`` per field, read memory-mapped; ``wmlm.data.store``). ``SimulatedDataModule``
+does that in ``prepare_data`` and then serves the folders exactly as ``DeepSenseDataModule`` serves real
+downloads; both formats give the same batches. A procedural site folder holds the same bytes as
+``wmlm data synth --random-sites N --seed <site_seed> [--format arrays]`` writes (plus the ``.complete``
+marker).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ COMPLETE_MARKER = ".complete"
 SIMULATOR_FORMAT = 1
 DEFAULT_PRESETS = ("urban_canyon", "suburban", "night", "wide_avenue")
 DEFAULT_SENSORS = ("camera",)
+FORMATS = ("deepsense", "arrays")
+Format = Literal["deepsense", "arrays"]
 
 
 def _fingerprint(
@@ -38,9 +43,10 @@ def _fingerprint(
     seed: int,
     sensors: list[str],
     record: dict[str, Any] | None = None,
+    layout: Format = "deepsense",
 ) -> str:
-    """What a cached scenario folder was made from: preset, sequence count, seed, sensors, format (and a
-    procedural site's draw)."""
+    """What a cached scenario folder was made from: preset, sequence count, seed, sensors, simulator format,
+    the folder's layout (and a procedural site's draw)."""
     content = {
         "preset": dataclasses.asdict(preset),
         "sequences": sequences,
@@ -50,6 +56,8 @@ def _fingerprint(
     }
     if record is not None:
         content["random_site"] = record
+    if layout != "deepsense":  # only then: DeepSense caches written before the option stay valid
+        content["layout"] = layout
     return json.dumps(content, sort_keys=True, default=str)
 
 
@@ -58,6 +66,18 @@ def random_site_names(random_sites: int, site_seed: int) -> list[str]:
     from wmlm.data.sim.random_sites import site_name
 
     return [site_name(site_seed, k) for k in range(1, random_sites + 1)]
+
+
+def check_format(format: str, sensors: list[str] | tuple[str, ...]) -> None:
+    """``ConfigError`` naming ``data.format`` for an unknown format, or ``data.sensors`` for sensors the
+    array store cannot hold."""
+    if format not in FORMATS:
+        raise ConfigError(f"data.format: expected one of {', '.join(FORMATS)}, got {format!r}")
+    if format == "arrays" and sensors:
+        raise ConfigError(
+            f"data.sensors: format arrays holds beam power, GPS and blockage only, got sensors {list(sensors)}; "
+            "use format deepsense for camera, LiDAR or CSI, or sensors []"
+        )
 
 
 def _check_counts(random_sites: int, site_seed: int | None, workers: int) -> None:
@@ -70,12 +90,17 @@ def _check_counts(random_sites: int, site_seed: int | None, workers: int) -> Non
 
 
 def simulated_root(
-    cache_dir: str | Path | None, sequences: int, seed: int, sensors: list[str] | tuple[str, ...] = ()
+    cache_dir: str | Path | None,
+    sequences: int,
+    seed: int,
+    sensors: list[str] | tuple[str, ...] = (),
+    format: Format = "deepsense",
 ) -> Path:
-    """The folder that holds the scenario folders of one (sequences, seed, sensors) setting."""
+    """The folder that holds the scenario folders of one (sequences, seed, sensors, format) setting."""
     base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     with_sensors = "".join(f"-{s}" for s in sorted(sensors))
-    return base / "sim" / f"sim-v{SIMULATOR_FORMAT}-seed{seed}-n{sequences}{with_sensors}"
+    layout = "" if format == "deepsense" else f"-{format}"
+    return base / "sim" / f"sim-v{SIMULATOR_FORMAT}-seed{seed}-n{sequences}{with_sensors}{layout}"
 
 
 def ensure_simulated(
@@ -87,16 +112,18 @@ def ensure_simulated(
     random_sites: int = 0,
     site_seed: int | None = None,
     workers: int = 1,
+    format: Format = "deepsense",
 ) -> Path:
     """Simulate the scenarios that are not cached yet; returns the folder holding one folder per scenario.
 
-    The scenarios are the named ``presets`` (simulated with ``seed``) and procedural sites 1..``random_sites``
-    of population ``site_seed`` (default ``seed``; drawn and simulated with it, as ``wmlm data synth
-    --random-sites N --seed <site_seed>`` does). ``sensors`` (``camera``, ``lidar``, ``csi``) are written
-    beside beam power, GPS and blockage. A scenario folder counts as cached only when its ``.complete``
-    marker holds the fingerprint of the preset, sequence count, seed, sensors (and draw). Each folder is
-    written into a staging folder beside the cache and moved into place in one rename, so an interrupted run
-    never leaves a half-written scenario that a later run would trust. ``workers`` processes simulate at once.
+        The scenarios are the named ``presets`` (simulated with ``seed``) and procedural sites 1..``random_sites``
+        of population ``site_seed`` (default ``seed``; drawn and simulated with it, as ``wmlm data synth
+        --random-sites N --seed <site_seed>`` does). ``sensors`` (``camera``, ``lidar``, ``csi``) are written
+        beside beam power, GPS and blockage (``format="deepsense"`` only). ``format`` is the folders' layout:
+    ``deepsense`` text files or ``arrays``, array store sites (``wmlm.data.store``). A scenario folder counts as cached only when its ``.complete``
+        marker holds the fingerprint of the preset, sequence count, seed, sensors (and draw). Each folder is
+        written into a staging folder beside the cache and moved into place in one rename, so an interrupted run
+        never leaves a half-written scenario that a later run would trust. ``workers`` processes simulate at once.
     """
     from wmlm.data.sim import PRESETS
     from wmlm.data.sim.generate import SiteJob, run_jobs
@@ -105,6 +132,7 @@ def ensure_simulated(
     presets, sensors = list(presets), sorted(sensors)
     check_presets(presets, "data.presets", allow_empty=True)
     _check_counts(random_sites, site_seed, workers)
+    check_format(format, sensors)
     if sequences < 1:
         raise ConfigError(f"simulated data: sequences must be >= 1, got {sequences}")
     site_seed = seed if site_seed is None else site_seed
@@ -114,11 +142,11 @@ def ensure_simulated(
     for k in range(1, random_sites + 1):
         site = random_site(site_seed, k)
         wanted.append((site.preset, site_seed, site.record()))
-    parent = simulated_root(cache_dir, sequences, seed, sensors)
+    parent = simulated_root(cache_dir, sequences, seed, sensors, format)
     parent.mkdir(parents=True, exist_ok=True)
     missing = []
     for preset, traffic_seed, record in wanted:
-        expected = _fingerprint(preset, sequences, traffic_seed, sensors, record)
+        expected = _fingerprint(preset, sequences, traffic_seed, sensors, record, format)
         marker = parent / preset.name / COMPLETE_MARKER
         if not (marker.is_file() and marker.read_text() == expected):
             missing.append((preset, traffic_seed, record, expected))
@@ -127,7 +155,12 @@ def ensure_simulated(
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent.parent))
     try:
         jobs = [
-            (SiteJob(preset, traffic_seed, sequences, tuple(sensors), staging / preset.name, record), "write")
+            (
+                SiteJob(
+                    preset, traffic_seed, sequences, tuple(sensors), staging / preset.name, record, format
+                ),
+                "write",
+            )
             for preset, traffic_seed, record, _ in missing
         ]
         fingerprints = {preset.name: expected for preset, _, _, expected in missing}
@@ -162,8 +195,12 @@ class SimulatedDataModule(DeepSenseDataModule):
             --random-sites N --seed <site_seed>``.
         site_seed: population of the procedural sites (default ``sim_seed``); site K depends on it and K only.
         sim_workers: processes simulating scenarios at once on a cache miss.
-        sensors: extra simulated sensors to write (``camera``, ``lidar``, ``csi``); default ``[camera]``.
-            Only what a model asks for is read, but every listed sensor is simulated and cached.
+        sensors: extra simulated sensors to write (``camera``, ``lidar``, ``csi``); default ``[camera]``
+            with ``format: deepsense``, none with ``arrays``. Only what a model asks for is read, but every
+            listed sensor is simulated and cached.
+        format: layout of the cached folders: ``deepsense`` (text files, the exchange format; parsed once
+            into the arrays cache) or ``arrays`` (array store sites, ``wmlm.data.store``: written directly,
+            read memory-mapped with nothing to parse; no camera, LiDAR or CSI). The batches are the same.
         cache_dir: where simulated folders (and, under ``arrays/``, their parsed arrays) live; default
             ``$WMLM_CACHE_DIR`` or ``~/.cache/wmlm``.
         cache: keep parsed arrays memory-mapped between runs (see ``DeepSenseDataModule``).
@@ -181,6 +218,7 @@ class SimulatedDataModule(DeepSenseDataModule):
         site_seed: int | None = None,
         sim_workers: int = 1,
         sensors: list[str] | None = None,
+        format: Format = "deepsense",
         cache_dir: str | None = None,
         split: Literal["sequence", "scenario"] = "scenario",
         test_scenarios: list[str] | None = None,
@@ -193,11 +231,14 @@ class SimulatedDataModule(DeepSenseDataModule):
         scenarios = presets + random_site_names(random_sites, site_seed)
         if not scenarios:
             raise ConfigError("data: no simulated scenarios; give presets or random_sites >= 1")
-        sensors = list(DEFAULT_SENSORS if sensors is None else sensors)
+        if format not in FORMATS:  # before the default sensors, whose default depends on it
+            check_format(format, [])
+        sensors = list((DEFAULT_SENSORS if format == "deepsense" else ()) if sensors is None else sensors)
+        check_format(format, sensors)
         if split == "scenario" and not test_scenarios:
             test_scenarios = scenarios[-1:]
         super().__init__(
-            root=simulated_root(cache_dir, sequences, sim_seed, sensors),
+            root=simulated_root(cache_dir, sequences, sim_seed, sensors, format),
             scenarios=scenarios,
             split=split,
             test_scenarios=test_scenarios,
@@ -208,7 +249,7 @@ class SimulatedDataModule(DeepSenseDataModule):
         self.presets, self.sequences, self.sim_seed = presets, sequences, sim_seed
         self.random_sites, self.site_seed, self.sim_workers = random_sites, site_seed, sim_workers
         self.sim_cache_dir = cache_dir
-        self.sensors = sensors
+        self.sensors, self.format = sensors, format
 
     def prepare_data(self) -> None:
         # Lightning calls this on one process per node before setup: the only place that writes
@@ -221,6 +262,7 @@ class SimulatedDataModule(DeepSenseDataModule):
             random_sites=self.random_sites,
             site_seed=self.site_seed,
             workers=self.sim_workers,
+            format=self.format,
         )
 
     def setup(self, stage: str | None = None) -> None:
