@@ -18,21 +18,28 @@ from wmlm.errors import ConfigError
 
 from wmlm_sionna.scene import HeightMap, Street
 
-# radio, traffic speeds, GPS error and pass extent of the built-in downtown-street preset; no moving
-# traffic (the ray-traced scene is static), no crosswalk, and a 10 Hz sample clock
+# radio, speeds, GPS error and pass extent of the built-in kerbside small cell (``suburban``, calibrated on
+# DeepSense site F, whose lanes are as close to the BS as a street of a ray-traced scene puts them); no
+# moving traffic (the ray-traced scene is static), no crosswalk, and a 10 Hz sample clock
 TEMPLATE = dataclasses.replace(
-    PRESETS["urban_canyon"],
+    PRESETS["suburban"],
     traffic_density_per_km=0.0,
     walls=(),
     num_scatterers=0,
     slowdown_share=0.0,
     sample_rate_hz=10.0,
+    # the scene's specular paths leave a cleaner beam pattern than the preset's scatterers: 0 dBm puts the
+    # median peak-to-median beam power of simple_street_canyon at the real data's (docs/results/sionna.md)
+    tx_power_dbm=0.0,
 )
 UE_HEIGHT_M = 1.5  # the transmitter on the car's roof
 BS_HEIGHT_RANGE_M = (4.0, 7.0)  # a random BS: lamp post to first-floor facade
 PAVEMENT_M = 2.0  # lanes keep this far from a street's edge
+BS_INSET_M = 0.5  # a random BS stands this far inside the street's edge (on the pavement, at the facade)
 LANE_WIDTH_M = 3.5
-MIN_LANE_OFFSET_M = 3.0  # ScenarioPreset's rule: a lane centre at least 3 m across from the BS
+# lanes at least this far across from the BS: nearer ones sweep the best beam faster than at any DeepSense
+# site (ScenarioPreset itself needs 3 m)
+MIN_LANE_OFFSET_M = 6.0
 MAX_BS_DISTANCE_M = 20.0  # a --bs-position must be this close to a street
 MAX_LANES = 6  # an open square is no street: the vehicle keeps to the 6 lanes nearest the BS
 
@@ -105,7 +112,7 @@ def make_site(
     Without ``street_index`` a random street is drawn from the canyons (the best-ranked ones); the BS then
     stands on a random side, 0.5 m inside the street's edge, at a random height and along-street position
     that leaves room for a whole pass. ``ConfigError`` for a position far from every street or with no lane
-    at least 3 m across from it.
+    at least ``MIN_LANE_OFFSET_M`` across from it.
     """
     if not streets:
         raise ConfigError("--scene: found no straight street to drive in this scene (see the README: Streets)")
@@ -125,11 +132,18 @@ def make_site(
         if bs[2] - heights.ground_m <= 0.5:
             raise ConfigError(f"--bs-position: z must be above the ground ({heights.ground_m:.2f} m), got {bs[2]:g}")
     else:
-        best = streets[0].canyon
-        candidates = [s for s in streets if s.canyon >= best - 0.1] if street_index is None else []
+        # a street wide enough for a lane MIN_LANE_OFFSET_M across from a BS at its edge; the canyons first
+        wide = [s for s in streets if s.width_m >= BS_INSET_M + MIN_LANE_OFFSET_M + LANE_WIDTH_M / 2 + PAVEMENT_M]
+        if street_index is None and not wide:
+            raise ConfigError(
+                f"--scene: no street of the scene is wide enough for a lane {MIN_LANE_OFFSET_M:g} m across from "
+                "a BS at its edge; give --bs-position and --street"
+            )
+        best = wide[0].canyon if wide else 0.0
+        candidates = [s for s in wide if s.canyon >= best - 0.1]
         chosen = streets[street_index - 1] if street_index else candidates[int(rng.integers(len(candidates)))]
         side = 1 if rng.random() < 0.5 else -1  # the lanes' side: the BS stands at the opposite edge
-        across = chosen.low_m + 0.5 if side > 0 else chosen.high_m - 0.5
+        across = chosen.low_m + BS_INSET_M if side > 0 else chosen.high_m - BS_INSET_M
         margin = min(40.0, chosen.length_m / 2)
         along = float(rng.uniform(chosen.start_m + margin, chosen.end_m - margin)) if margin < chosen.length_m / 2 else (chosen.start_m + chosen.end_m) / 2
         height = float(rng.uniform(*BS_HEIGHT_RANGE_M))
@@ -137,8 +151,9 @@ def make_site(
         bs = np.array([xy[0], xy[1], heights.ground_m + height])
     lanes = _lanes(chosen, across, side)
     if not lanes:
+        option = "--bs-position" if bs_position is not None else "--street"
         raise ConfigError(
-            f"--bs-position: no lane of the street {chosen.describe()} is at least {MIN_LANE_OFFSET_M:g} m across "
+            f"{option}: no lane of the street {chosen.describe()} is at least {MIN_LANE_OFFSET_M:g} m across "
             "from the BS; stand it beside the street instead"
         )
     # broadside points across the street towards the lanes; the road axis is broadside turned clockwise, so
