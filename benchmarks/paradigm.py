@@ -22,9 +22,9 @@ the unaligned one at the same epoch budget:
    ``last_beam`` frame and the relative beam head read the last sweep's best beam).
 3. **Unseen site, everything present**: the models of 2 against beam power alone (top-1, mean of 3 steps).
 
-``--fusion sum tokens`` repeats every experiment per fusion mode. Not yet here: the beam-training-saved
-experiment (emergent beam head on other modalities' embeddings) and the anchor ablation (Fig. 4e); see
-``modality_sets.py --anchors`` for the latter on the named presets.
+``--fusion sum tokens`` repeats every experiment per fusion mode. The beam-training-saved experiment
+(emergent beam head on other modalities' embeddings) and the anchor ablation (Fig. 4e, S_few vs S_all) are
+in ``paradigm_sensors.py``.
 """
 
 from __future__ import annotations

@@ -102,7 +102,9 @@ class SensorFlip(BeamFlip):
         if "beam" in batch:
             return super().__call__(batch)
         labels = batch["target"]["beam"]  # [B, F] beam indices
-        out = super().__call__({**batch, "beam": torch.zeros(len(labels), 1, NUM_BEAMS, device=labels.device)})
+        out = super().__call__(
+            {**batch, "beam": torch.zeros(len(labels), 1, NUM_BEAMS, device=labels.device)}
+        )
         del out["beam"]
         return out
 
@@ -162,7 +164,9 @@ def beam_saved(run: Runner, setting: str, seed: int) -> dict[str, dict[str, floa
                  "adapt_epochs": a.adapt_epochs, "init_from": stage1, "freeze_encoders": True,
                  "augmentations": flip}  # fmt: skip
     head, _ = run.fit(beam_only, seed, data)
-    results["beam-only head, beam present"] = beam_top1(run.test({**beam_only, "init_from": None}, seed, head, data))
+    results["beam-only head, beam present"] = beam_top1(
+        run.test({**beam_only, "init_from": None}, seed, head, data)
+    )
     swapped = emergent_checkpoint(stage1, head, ["image", "gps"], run.tmp / f"emergent{run.count}.ckpt")
     every = {**common, "modalities": specs, "anchor": "beam", "align_epochs": 0, "adapt_epochs": 0}
     results["emergent"] = beam_top1(run.test(every, seed, swapped, {**data, "inputs": sensors_only}))
@@ -173,7 +177,12 @@ def beam_saved(run: Runner, setting: str, seed: int) -> dict[str, dict[str, floa
         "supervised on sensors": (sensors, None, flip, None),
         "aligned then fine-tuned": (sensors, stage1, flip, None),
         "unaligned, beam every other step": (every, None, [*flip, ALTERNATE], AlternateBeamTest),
-        "aligned then fine-tuned, beam every other step": (every, stage1, [*flip, ALTERNATE], AlternateBeamTest),
+        "aligned then fine-tuned, beam every other step": (
+            every,
+            stage1,
+            [*flip, ALTERNATE],
+            AlternateBeamTest,
+        ),
     }
     for label, (model, init, augment, callback) in runs.items():
         epochs = a.adapt_epochs if init else total
@@ -303,16 +312,22 @@ def plot(results: dict[str, Any], args: argparse.Namespace, path: Path) -> None:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--test-sites", type=int, default=8, help="sites 1..this are the unseen test sites")
     parser.add_argument("--train-sites", type=int, default=56, help="the next this many sites train")
     parser.add_argument("--few-sites", type=int, default=28, help="anchor ablation: also train on this many")
     parser.add_argument("--site-seed", type=int, default=0, help="population of the procedural sites")
     parser.add_argument("--sequences", type=int, default=20, help="vehicle passes simulated per site")
-    parser.add_argument("--sim-workers", type=int, default=4, help="processes simulating sites on a cache miss")
+    parser.add_argument(
+        "--sim-workers", type=int, default=4, help="processes simulating sites on a cache miss"
+    )
     parser.add_argument("--cache-dir", help="simulator cache (default $WMLM_CACHE_DIR or ~/.cache/wmlm)")
     parser.add_argument("--settings", nargs="*", default=["seen", "unseen"], choices=["seen", "unseen"])
-    parser.add_argument("--anchors", nargs="*", default=list(ANCHORS), help="anchor ablation (none: skip stage 1)")
+    parser.add_argument(
+        "--anchors", nargs="*", default=list(ANCHORS), help="anchor ablation (none: skip stage 1)"
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--align-epochs", type=int, default=5)
     parser.add_argument("--adapt-epochs", type=int, default=15)
@@ -322,7 +337,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--train-strides", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--markdown", type=Path, help="write the tables here (and .json / .png beside it)")
-    parser.add_argument("--smoke", action="store_true", help="seconds-long run for tests; numbers meaningless")
+    parser.add_argument(
+        "--report-only", type=Path, help="write the tables from this results JSON, train nothing"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="seconds-long run for tests; numbers meaningless"
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.few_sites <= args.train_sites:
         raise SystemExit(f"--few-sites {args.few_sites}: must be in [1, --train-sites {args.train_sites}]")
@@ -336,8 +356,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse(argv)
+def train_all(args: argparse.Namespace, partial: Path | None) -> tuple[dict[str, Any], list[str]]:
+    """``({"beam_saved": {setting: {seed: ...}}, "anchors": {"S<n>": {seed: ...}}}, test sites)``; the
+    results so far are rewritten to ``partial`` after every block (a run cut short keeps its seeds)."""
     log = io.StringIO()
     results: dict[str, Any] = {}
     started = time.perf_counter()
@@ -348,23 +369,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         run.test_sites = [f"s{args.site_seed}_site{k:05d}" for k in range(1, args.test_sites + 1)]
         run.data["init_args"]["test_scenarios"] = run.test_sites
         run.data["init_args"]["train_strides"] = args.train_strides
+        blocks = [("beam_saved", s) for s in args.settings] + [("anchors", n) for n in site_counts]
         for seed in args.seeds:
-            for setting in args.settings:
-                results.setdefault("beam_saved", {}).setdefault(setting, {})[str(seed)] = beam_saved(
-                    run, setting, seed
-                )
-                print(f"[paradigm_sensors] beam saved, {setting}, seed {seed}: "
-                      f"{time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
-            for sites in site_counts:
-                results.setdefault("anchors", {}).setdefault(f"S{sites}", {})[str(seed)] = anchor_ablation(
-                    run, sites, seed
-                )
-                print(f"[paradigm_sensors] anchors, S{sites}, seed {seed}: "
-                      f"{time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
-    seconds = time.perf_counter() - started
+            for experiment, which in blocks:
+                if experiment == "beam_saved":
+                    key, scores = str(which), beam_saved(run, str(which), seed)
+                else:
+                    key, scores = f"S{which}", anchor_ablation(run, int(which), seed)
+                results.setdefault(experiment, {}).setdefault(key, {})[str(seed)] = scores
+                elapsed = time.perf_counter() - started
+                print(f"[paradigm_sensors] {experiment} {key}, seed {seed}: {elapsed:.0f} s", flush=True)
+                if partial:
+                    partial.write_text(json.dumps({"seconds": elapsed, "results": results}, indent=2))
+    return results, run.test_sites
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse(argv)
+    started = time.perf_counter()
+    partial = args.markdown.with_suffix(".partial.json") if args.markdown else None
+    if args.report_only:  # tables from a (partial) run's JSON, e.g. one cut short after its first seeds
+        loaded = json.loads(args.report_only.read_text())
+        results, seconds = loaded["results"], loaded["seconds"]
+        args.seeds = sorted({int(k) for per in results.values() for v in per.values() for k in v})
+        test_sites = [f"s{args.site_seed}_site{k:05d}" for k in range(1, args.test_sites + 1)]
+    else:
+        results, test_sites = train_all(args, partial)
+        seconds = time.perf_counter() - started
     saved_rows, anchor_rows, targets = summarise(results, args)
     note = (
-        f", {seconds:.0f} s; {args.test_sites} unseen test sites ({', '.join(run.test_sites)}), "
+        f", {seconds:.0f} s; {args.test_sites} unseen test sites ({', '.join(test_sites)}), "
         f"{args.train_sites} training sites, {args.sequences} passes each, seeds {args.seeds}"
     )
     title = "Beam training saved: beam top-1 / top-3 (mean of 3 steps), absolute beams"
@@ -376,11 +410,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     payload = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine(),
-        "command": "python benchmarks/paradigm_sensors.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python benchmarks/paradigm_sensors.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
         "seeds": args.seeds,
         "seconds": seconds,
-        "settings": {k: v for k, v in vars(args).items() if k != "markdown"},
-        "test_sites": run.test_sites,
+        "settings": {k: v for k, v in vars(args).items() if k not in ("markdown", "report_only")},
+        "test_sites": test_sites,
         "results": results,
         "targets": targets,
     }
@@ -401,6 +436,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f.write("\n".join(lines))
         plot(results, args, args.markdown.with_suffix(".png"))
         args.markdown.with_suffix(".json").write_text(json.dumps(payload, indent=2, default=str))
+        if partial and not args.report_only:
+            partial.unlink(missing_ok=True)  # the full JSON now holds everything
     return payload
 
 
