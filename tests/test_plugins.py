@@ -482,7 +482,8 @@ def test_cli_plugins_table(capsys, monkeypatch):
 
 def test_every_hook_is_documented_in_readme():
     hooks = sorted(name for name in vars(hookspecs) if name.startswith("wmlm_"))
-    assert set(hooks) == set(registry.HOOK_KINDS)
+    # data engines are not part of a plugin's modality/head/reader record, but are a hook all the same
+    assert set(hooks) == set(registry.HOOK_KINDS) | {registry.ENGINE_HOOK}
     readme = REPO_ROOT / "README.md"
     if not readme.is_file():
         pytest.skip(f"{readme} does not exist yet")
