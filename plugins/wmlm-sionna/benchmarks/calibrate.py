@@ -43,7 +43,7 @@ def traced_recording(cal: ModuleType, scene: str, sequences: int, seed: int) -> 
             ["--out", tmp, "--scene", scene, "--sequences", str(sequences), "--seed", str(seed)]
         )
         started = time.perf_counter()
-        sim, run = simulate(args)
+        sim = simulate(args).sim
     rec = cal.Recording(f"sionna:{scene}", sim.beam, sim.seq_index, sim.power_linear)
     return rec, time.perf_counter() - started
 

@@ -34,9 +34,9 @@ def test_peak_beam_follows_the_line_of_sight_in_an_open_scene(tmp_path: Path) ->
     require_tracing()
     scene = open_scene(tmp_path / "scene")
     args = parser().parse_args(
-        ["--out", str(tmp_path), "--scene", str(scene), "--bs-position", "0,-10,5", "--sequences", "3"]
+        ["--out", str(tmp_path), "--scene", str(scene), "--bs-position", "0,-10,5", "--sequences", "3", "--tx-power-dbm", "30"]
     )
-    sim, _ = simulate(args)
+    sim = simulate(args).sim
     assert len(sim) > 20 and not sim.blocked.any()  # nothing to obstruct the line of sight
     expected = nearest_beam(np.sin(np.radians(sim.los_aod_deg)))
     # within one beam inside the sector; at its edges the beams are wide and flat, so the ground bounce and
@@ -95,6 +95,7 @@ def test_wmlm_fit_reads_the_folder(street_folders: tuple[Path, Path], tmp_path: 
         (["--scene", "atlantis"], "--scene: unknown scene 'atlantis'; expected one of Sionna RT's built-in scenes"),
         (["--bs-position", "1,2"], "--bs-position: expected three numbers x,y,z in metres"),
         (["--origin", "north"], "--origin: expected latitude,longitude in degrees"),
+        (["--tx-power-dbm", "nan"], "--tx-power-dbm: expected a finite number, got 'nan'"),
     ],
 )
 def test_bad_input_is_one_clear_message(

@@ -14,26 +14,46 @@ import argparse
 import dataclasses
 import json
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 from wmlm.data.sim.geometry import Scenery, enu_to_latlon_deg, heading_local_to_enu, local_to_enu
-from wmlm.data.sim.scenario import SimulatedScenario, _gps_error_m
+from wmlm.data.sim.scenario import SimulatedScenario, draw_gps_error_m
 from wmlm.data.sim.traffic import TARGET_SIZE_M, draw_pass
-from wmlm.data.sim.writer import INFO_FILE, check_output_folder, write_scenario_folder
+from wmlm.data.sim.writer import INFO_FILE, check_output_folder, write_scenario_folder, write_store_folder
 from wmlm.errors import ConfigError
 from wmlm.outputs import atomic_write_text
 
 from wmlm_sionna.backend import load_sionna
+from wmlm_sionna.camera import SceneCamera, SceneCameraConfig
 from wmlm_sionna.scene import HeightMap, find_streets, height_map, load_scene, scene_file
-from wmlm_sionna.site import Site, make_site, parse_lat_lon, parse_triple
+from wmlm_sionna.site import TEMPLATE, Site, make_site, parse_lat_lon, parse_triple
 from wmlm_sionna.trace import SolverSettings, beam_power, trace_paths
 
 ENGINE_NAME = "sionna"
 CARRIER_HZ = 60e9
 DEFAULT_SCENE = "simple_street_canyon"
 DEFAULT_ORIGIN = "33.44866,-112.07402"  # scene (0, 0): the built-in urban_canyon site's latitude/longitude
+FORMATS = ("deepsense", "arrays")
+
+
+@dataclass(frozen=True, eq=False)
+class Traced:
+    """What ``simulate`` traced, for the writer: the scenario, its provenance record, and the scene, site and
+    vehicle positions ``scene_xyz [N, 3]`` (scene frame, metres) a camera renders."""
+
+    sim: SimulatedScenario
+    info: dict
+    simulated_s: float
+    rt: ModuleType
+    scene: Any
+    site: Site
+    scene_xyz: np.ndarray
 
 
 def _at_least(minimum: int):  # noqa: ANN202
@@ -52,6 +72,17 @@ def _at_least(minimum: int):  # noqa: ANN202
 
 
 _positive, _non_negative = _at_least(1), _at_least(0)
+
+
+def _finite(text: str) -> float:
+    """An argparse ``type``: a finite float."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -87,7 +118,29 @@ def parser() -> argparse.ArgumentParser:
         "--samples-per-src", type=_positive, default=100_000, help="rays shot from the BS (default 100000)"
     )
     p.add_argument("--diffraction", action="store_true", help="also trace first-order edge diffraction")
+    p.add_argument(
+        "--tx-power-dbm",
+        type=_finite,
+        default=TEMPLATE.tx_power_dbm,
+        help=f"transmit power in dBm; with the receiver noise it sets the SNR (default {TEMPLATE.tx_power_dbm:g}, "
+        "calibrated on simple_street_canyon: docs/results/sionna.md)",
+    )
     p.add_argument("--batch", type=_positive, default=512, help="receivers per PathSolver call (default 512)")
+    p.add_argument(
+        "--camera",
+        action="store_true",
+        help="also render a camera frame from the BS per sample (Mitsuba; CSV column unit1_rgb)",
+    )
+    p.add_argument(
+        "--camera-spp", type=_positive, default=SceneCameraConfig.spp,
+        help=f"samples per pixel of the camera frames (default {SceneCameraConfig.spp})",
+    )
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=FORMATS[0],
+        help="deepsense: the DeepSense 6G folder layout (default); arrays: wmlm's array store (no camera)",
+    )
     p.add_argument(
         "--overwrite", action="store_true", help="replace a folder that an earlier `wmlm data synth` wrote"
     )
@@ -110,12 +163,12 @@ def _drive(site: Site, seed: int, number: int, heights: HeightMap) -> dict:
         "time_s": time_s - (time_s[0] if len(time_s) else 0.0),
         "heading": drive.target_heading_rad[keep],
         "noise_rng": noise_rng,  # type: ignore[dict-item]
-        "gps_error": _gps_error_m(site.preset, time_s, gps_rng),
+        "gps_error": draw_gps_error_m(site.preset, time_s, gps_rng),
     }
 
 
-def simulate(args: argparse.Namespace) -> tuple[SimulatedScenario, dict]:
-    """Trace ``args``' passes; returns the scenario for wmlm's writer and the provenance record."""
+def simulate(args: argparse.Namespace) -> Traced:
+    """Trace ``args``' passes: the scenario for wmlm's writer, its provenance record and the scene."""
     scene_file(args.scene)  # a bad --scene fails before drjit is loaded
     bs_position = parse_triple("--bs-position", args.bs_position) if args.bs_position else None
     origin = parse_lat_lon("--origin", args.origin)
@@ -127,6 +180,7 @@ def simulate(args: argparse.Namespace) -> tuple[SimulatedScenario, dict]:
     name = args.name or f"sionna_{Path(args.scene).stem}_s{args.seed}"
     site_rng = np.random.default_rng(np.random.SeedSequence([args.seed, 0]))
     site = make_site(streets, heights, origin, name, site_rng, bs_position, args.street)
+    site = dataclasses.replace(site, preset=dataclasses.replace(site.preset, tx_power_dbm=float(args.tx_power_dbm)))
     drives = [_drive(site, args.seed, k, heights) for k in range(1, args.sequences + 1)]
     drives = [d for d in drives if len(d["time_s"])]
     if not drives:
@@ -189,23 +243,49 @@ def simulate(args: argparse.Namespace) -> tuple[SimulatedScenario, dict]:
         "preset": dataclasses.asdict(site.preset),
         "sensors": {},
     }
-    return sim, {"info": info, "simulated_s": simulated_s}
+    scene_xyz = np.concatenate([d["scene"] for d in drives])
+    return Traced(sim, info, simulated_s, rt, scene, site, scene_xyz)
 
 
 def synth(argv: list[str]) -> int:
     """Run the engine with ``argv`` (the ``wmlm data synth`` arguments without ``--engine``); returns 0."""
     args = parser().parse_args(argv)
+    if args.camera and args.format == "arrays":
+        raise ConfigError("--camera: the array store holds no camera frames; use --format deepsense")
     folder = args.out / (args.name or f"sionna_{Path(args.scene).stem}_s{args.seed}")
     check_output_folder(folder, args.overwrite)  # before anything is traced
-    sim, run = simulate(args)
-    write_scenario_folder(sim, folder, overwrite=args.overwrite)
+    traced = simulate(args)
+    info, rendered_s = traced.info, 0.0
+    if args.format == "arrays":
+        write_store_folder(traced.sim, folder, overwrite=args.overwrite)
+    elif args.camera:
+        config = SceneCameraConfig(spp=args.camera_spp)
+        info["sensors"] = {"camera": {**dataclasses.asdict(config), "renderer": "sionna.rt (Mitsuba)"}}
+        with tempfile.TemporaryDirectory(prefix="wmlm-sionna-") as mesh_folder:
+            camera = SceneCamera(traced.rt, traced.scene, traced.site, config, Path(mesh_folder))
+            started = time.perf_counter()
+            try:
+                with camera:  # one switch to Mitsuba's rendering variant for all frames
+                    write_scenario_folder(
+                        traced.sim,
+                        folder,
+                        overwrite=args.overwrite,
+                        sensors=("camera",),
+                        camera_frames=lambda row: camera.render(traced.scene_xyz[row]),
+                    )
+            finally:
+                camera.close()
+            rendered_s = time.perf_counter() - started
+    else:
+        write_scenario_folder(traced.sim, folder, overwrite=args.overwrite)
     # wmlm's writer records a built-in preset; this folder's own record says how it was ray-traced
-    atomic_write_text(folder / INFO_FILE, json.dumps(run["info"], indent=2) + "\n")
-    info = run["info"]
+    atomic_write_text(folder / INFO_FILE, json.dumps(info, indent=2) + "\n")
+    camera_note = f", camera frames in {rendered_s:.1f} s" if args.camera else ""
     print(
         f"{folder.name}: {info['samples']} samples, {info['sequences']} sequences, "
         f"{100 * info['blocked_fraction']:.1f} % blocked, scene {info['scene']}, BS at "
-        f"{', '.join(f'{v:.1f}' for v in info['bs_position_m'])} m, simulated in {run['simulated_s']:.1f} s -> {folder}"
+        f"{', '.join(f'{v:.1f}' for v in info['bs_position_m'])} m, traced in {traced.simulated_s:.1f} s"
+        f"{camera_note} -> {folder}"
     )
     sys.stdout.flush()
     return 0

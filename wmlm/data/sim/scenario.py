@@ -65,7 +65,7 @@ class SimulatedScenario:
         return len(self.beam)
 
 
-def _gps_error_m(preset: ScenarioPreset, time_s: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def draw_gps_error_m(preset: ScenarioPreset, time_s: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """East/north GPS error ``[T, 2]``: a first-order Gauss-Markov drift with std ``gps_error_m`` per axis."""
     error = np.empty((len(time_s), 2))
     error[0] = rng.normal(0.0, preset.gps_error_m, 2)
@@ -92,7 +92,7 @@ def _simulate_sequence(
         "power_linear": measured.power_linear,
         "time_s": drive.time_s,
         "lat_lon": enu_to_latlon_deg(
-            position + _gps_error_m(preset, drive.time_s, gps_rng), preset.origin_lat_lon_deg
+            position + draw_gps_error_m(preset, drive.time_s, gps_rng), preset.origin_lat_lon_deg
         ),
         "position_enu_m": position,
         "target_xyz_local_m": drive.target_xyz_m,

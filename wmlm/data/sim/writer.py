@@ -126,6 +126,7 @@ def write_scenario_folder(
     sensors: Iterable[str] = (),
     on_sample: Callable[[int], None] | None = None,
     record: dict | None = None,
+    camera_frames: Callable[[int], np.ndarray] | None = None,
 ) -> Path:
     """Write ``sim`` into ``folder`` (DeepSense layout); returns the folder.
 
@@ -136,7 +137,8 @@ def write_scenario_folder(
     same ``sim`` gives the same bytes. ``sensors`` (any of ``SENSORS``) adds camera frames, LiDAR scans and CSI with
     their default settings (see the module docstring); ``on_sample(row)`` is called after each row.
     ``record`` (JSON-ready) is kept in ``simulation.json`` under ``random_site``: how a procedural site was
-    drawn (``wmlm.data.sim.random_sites``).
+    drawn (``wmlm.data.sim.random_sites``). ``camera_frames(row) -> rgb [H, W, 3] uint8`` replaces the
+    built-in camera's frames (another renderer, e.g. a ray tracer's), when ``camera`` is among ``sensors``.
     """
     sensors = check_sensors(sensors)
     folder = Path(folder)
@@ -148,7 +150,7 @@ def write_scenario_folder(
     )  # same sim, same bytes
     for directory in (POWER_DIR, BS_GPS_FILE.parent, VEHICLE_GPS_DIR, *(SENSOR_DIRS[s] for s in sensors)):
         (folder / directory).mkdir(parents=True, exist_ok=True)
-    camera = CameraRenderer(sim) if "camera" in sensors else None
+    camera = (camera_frames or _builtin_camera(sim)) if "camera" in sensors else None
     lidar = LidarScanner(sim) if "lidar" in sensors else None
     csi = simulate_csi(sim) if "csi" in sensors else None
 
@@ -165,7 +167,7 @@ def write_scenario_folder(
         (folder / gps_name).write_text(f"{lat:.10f}\n{lon:.10f}\n")
         files = {name: sensor_file(name, index) for name in sensors}
         if camera is not None:
-            save_png(camera.render(row).rgb, folder / files["camera"])
+            save_png(camera(row), folder / files["camera"])
         if lidar is not None:
             np.save(folder / files["lidar"], lidar.scan(row))
         if csi is not None:
@@ -184,6 +186,12 @@ def write_scenario_folder(
         info["random_site"] = record
     _write_info(folder, info)
     return folder
+
+
+def _builtin_camera(sim: SimulatedScenario) -> Callable[[int], np.ndarray]:
+    """``row -> rgb [H, W, 3] uint8`` of the built-in camera (``wmlm.data.sim.camera``)."""
+    renderer = CameraRenderer(sim)
+    return lambda row: renderer.render(row).rgb
 
 
 def scenario_arrays(sim: SimulatedScenario, name: str) -> ScenarioData:
