@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
+import platform
 import sys
 import tempfile
 import time
@@ -79,11 +81,20 @@ def main() -> None:
             cells.append(f"{row[2]} ({row[3]}, {mark})")
         lines.append(f"| {key} | {cal.compare({key: real[key]}, {key: real[key]})[0][1]} | " + " | ".join(cells) + " |")
     bins = ", ".join(f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi in cal.CHANGE_BINS)
+    scenes = " ".join(f"--scene {scene}" for scene in args.scene or ["simple_street_canyon"])
     text = "\n".join(
         [
-            f"Measured {datetime.now(timezone.utc):%Y-%m-%d} UTC, seed {args.seed}, {args.sequences} passes per "
-            f"source; histogram bins {bins} beams; target: TV distance <= {cal.TOLERANCE} or ratio within "
-            f"1 +- {cal.TOLERANCE}.",
+            "# Realism of ray-traced passes (wmlm-sionna): the statistics of sim_calibration.py",
+            "",
+            f"Measured {datetime.now(timezone.utc):%Y-%m-%d} UTC, {platform.machine()}, {os.cpu_count()} CPUs, "
+            f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; seed {args.seed}, {args.sequences} "
+            f"passes per source; histogram bins {bins} beams; target: TV distance <= {cal.TOLERANCE} or ratio "
+            f"within 1 +- {cal.TOLERANCE}. Command:",
+            "",
+            "```bash",
+            f"OMP_NUM_THREADS=1 python plugins/wmlm-sionna/benchmarks/calibrate.py --real-root {args.real_root} "
+            f"{scenes} --sequences {args.sequences} --markdown {args.markdown}",
+            "```",
             "",
             *lines,
             "",
