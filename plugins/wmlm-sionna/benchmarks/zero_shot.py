@@ -27,7 +27,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from benchlib import SMOKE_ARGS, WMLM_CONFIG, machine, train  # noqa: E402
+import numpy as np  # noqa: E402
+from benchlib import SMOKE_ARGS, WMLM_CONFIG, machine, mean_scores, train  # noqa: E402
 from sim2real import Progress, pretrain_args, summary, test_real  # noqa: E402
 from wmlm.cli import main as wmlm_main  # noqa: E402
 from wmlm.data.deepsense import find_scenarios  # noqa: E402
@@ -106,17 +107,24 @@ def run(args: argparse.Namespace) -> dict:
     results: dict[str, dict] = {}
     for source in args.sources.split(","):
         root, names = roots[source]
-        key = f"zero_shot/{source}/{args.preset}/steps{args.steps}/{','.join(names)}/seq{args.sequences}"
-        done = progress.get(key)
-        if done is None:
-            t0 = time.perf_counter()
-            out = workdir / "runs" / source
-            ckpt = train(WMLM_CONFIG, root, out, pretrain_args(args.preset, args.steps, args.smoke), log, names)
-            done = {"scores": test_real(ckpt, args.real_root, real, out / "test", smoke, log),
-                    "seconds": time.perf_counter() - t0}  # fmt: skip
-            progress.put(key, done)
-        results[source] = {**done, "sites": len(names), "samples": samples(root, names)}
-        print(f"{source}: {summary(done['scores'])} ({done['seconds']:.0f} s)", flush=True)
+        runs = {}
+        for seed in [int(v) for v in args.train_seeds.split(",")]:
+            key = f"zero_shot/{source}/{args.preset}/steps{args.steps}/{','.join(names)}/seq{args.sequences}/seed{seed}"
+            done = progress.get(key)
+            if done is None:
+                t0 = time.perf_counter()
+                out = workdir / "runs" / source / f"seed{seed}"
+                run_args = [*pretrain_args(args.preset, args.steps, args.smoke), "--seed_everything", str(seed)]
+                ckpt = train(WMLM_CONFIG, root, out, run_args, log, names)
+                done = {"scores": test_real(ckpt, args.real_root, real, out / "test", smoke, log),
+                        "seconds": time.perf_counter() - t0}  # fmt: skip
+                progress.put(key, done)
+            runs[str(seed)] = done
+            print(f"{source}, seed {seed}: {summary(done['scores'])} ({done['seconds']:.0f} s)", flush=True)
+        # per scenario, the mean over training seeds
+        scores = {s: mean_scores([r["scores"][s] for r in runs.values()]) for s in real}
+        per_seed = {seed: summary(r["scores"]) for seed, r in runs.items()}
+        results[source] = {"scores": scores, "per_seed": per_seed, "sites": len(names), "samples": samples(root, names)}
     report = {
         "date": str(datetime.date.today()),
         "machine": machine(),
@@ -142,24 +150,27 @@ def write(report: dict, out: Path) -> None:
         "```bash",
         f"OMP_NUM_THREADS=1 python plugins/wmlm-sionna/benchmarks/zero_shot.py --real-root {s['real_root']} "
         f"--scenes {s['scenes']} --seeds {s['seeds']} --sequences {s['sequences']} --steps {s['steps']} "
-        f"--preset {s['preset']} --workdir W --out {s['out']}",
+        f"--preset {s['preset']} --train-seeds {s['train_seeds']} --workdir W --out {s['out']}",
         "```",
         "",
         f"Model: the benchmark configuration (`benchmarks/configs/wmlm.yaml`), preset `{s['preset']}`, "
         f"{s['steps']} optimizer steps (batch 64) on each source, model selection on 10 % of the source's "
-        "own passes; no real sample is seen before the test. Scores: mean over the six real development "
-        "scenarios and the three future steps.",
+        "own passes; no real sample is seen before the test. Scores: mean over the real development "
+        f"scenarios and the three future steps; mean ± std over the training seeds {s['train_seeds']}.",
         "",
         "| trained on | sites | samples | top-1 | top-3 |",
         "|---|---|---|---|---|",
     ]
     for source, r in report["results"].items():
-        m = summary(r["scores"])
-        lines.append(f"| {source} | {r['sites']} | {r['samples']} | {m['top1']:.3f} | {m['top3']:.3f} |")
+        cells = []
+        for metric in ("top1", "top3"):
+            values = np.array([v[metric] for v in r["per_seed"].values()])
+            cells.append(f"{values.mean():.3f} ± {values.std():.3f}" if len(values) > 1 else f"{values[0]:.3f}")
+        lines.append(f"| {source} | {r['sites']} | {r['samples']} | {cells[0]} | {cells[1]} |")
     for name, (top1, top3) in REFERENCE.items():
         lines.append(f"| *{name}* | | | *{top1:.3f}* | *{top3:.3f}* |")
     scenarios = sorted(next(iter(report["results"].values()))["scores"]) if report["results"] else []
-    lines += ["", "Per real scenario (top-1 / top-3):", "", "| scenario | " + " | ".join(report["results"]) + " |",
+    lines += ["", "Per real scenario (top-1 / top-3, mean over the training seeds):", "", "| scenario | " + " | ".join(report["results"]) + " |",
               "|---|" + "---|" * len(report["results"])]  # fmt: skip
     for scenario in scenarios:
         cells = [
@@ -182,6 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--sources", default=",".join(SOURCES), help=f"which of {', '.join(SOURCES)} to train on")
     p.add_argument("--preset", default="tiny", help="model size")
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps of every training run")
+    p.add_argument("--train-seeds", default="0,1,2", help="comma-separated training seeds per source")
     p.add_argument("--workers", type=int, default=1, help="processes drawing built-in sites")
     p.add_argument("--workdir", type=Path, required=True, help="sites, checkpoints, progress")
     p.add_argument("--out", type=Path, help="folder for sionna_zero_shot.md/.json")

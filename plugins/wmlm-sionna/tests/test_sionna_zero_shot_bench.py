@@ -30,7 +30,7 @@ def test_zero_shot_benchmark_trains_each_source_tests_on_real_and_resumes(tmp_pa
     assert main(["data", "synth", "--scenarios", "suburban,night", "--sequences", "3", "--out", str(tmp_path / "real")]) == 0
     scene = open_scene(tmp_path / "scene")
     argv = ["--real-root", str(tmp_path / "real"), "--scenes", str(scene), "--seeds", "0", "--sequences", "2",
-            "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--smoke"]  # fmt: skip
+            "--train-seeds", "0,1", "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--smoke"]  # fmt: skip
     script = load_script()
     report = script.main(argv)
     written = json.loads((tmp_path / "out" / "sionna_zero_shot.json").read_text())
@@ -43,8 +43,10 @@ def test_zero_shot_benchmark_trains_each_source_tests_on_real_and_resumes(tmp_pa
         written["results"][s]["samples"] for s in ("ray-traced", "built-in")
     )
     assert (tmp_path / "work" / "raytraced" / "sionna_open_ground_s0" / "store.json").is_file()
+    # two training seeds per source, and the table's cells are their mean ± std
+    assert all(set(r["per_seed"]) == {"0", "1"} for r in written["results"].values())
     markdown = (tmp_path / "out" / "sionna_zero_shot.md").read_text()
-    assert "| ray-traced | 1 |" in markdown and "| night |" in markdown
+    assert "| ray-traced | 1 |" in markdown and "| night |" in markdown and " ± " in markdown
     lines = (tmp_path / "work" / "progress.jsonl").read_text().splitlines()
     again = script.main(argv)
     assert (tmp_path / "work" / "progress.jsonl").read_text().splitlines() == lines
