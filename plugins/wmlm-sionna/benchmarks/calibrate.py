@@ -23,6 +23,7 @@ from types import ModuleType
 
 from wmlm_sionna.engine import parser as engine_parser
 from wmlm_sionna.engine import simulate
+from wmlm_sionna.site import TEMPLATE
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -39,11 +40,12 @@ def calibration_module() -> ModuleType:
     return module
 
 
-def traced_recording(cal: ModuleType, scene: str, sequences: int, seed: int) -> tuple[object, float]:
+def traced_recording(cal: ModuleType, scene: str, sequences: int, seed: int, tx_dbm: float) -> tuple[object, float]:
     with tempfile.TemporaryDirectory() as tmp:
         args = engine_parser().parse_args(
-            ["--out", tmp, "--scene", scene, "--sequences", str(sequences), "--seed", str(seed)]
-        )
+            ["--out", tmp, "--scene", scene, "--sequences", str(sequences), "--seed", str(seed),
+             "--tx-power-dbm", str(tx_dbm)]
+        )  # fmt: skip
         started = time.perf_counter()
         sim = simulate(args).sim
     rec = cal.Recording(f"sionna:{scene}", sim.beam, sim.seq_index, sim.power_linear)
@@ -56,6 +58,7 @@ def main() -> None:
     p.add_argument("--scene", action="append", help="repeatable (default simple_street_canyon)")
     p.add_argument("--sequences", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tx-power-dbm", type=float, action="append", help=f"repeatable (default {TEMPLATE.tx_power_dbm:g})")
     p.add_argument("--markdown", type=Path)
     args = p.parse_args()
     cal = calibration_module()
@@ -65,11 +68,12 @@ def main() -> None:
     builtin = cal.simulated_recordings(list(DEFAULT_PRESETS), args.sequences, args.seed)
     sources = [("built-in simulator (all presets)", cal.statistics(cal.pool(builtin, "builtin")))]
     notes = []
+    powers = args.tx_power_dbm or [TEMPLATE.tx_power_dbm]
     for scene in args.scene or ["simple_street_canyon"]:
-        rec, seconds = traced_recording(cal, scene, args.sequences, args.seed)
-        sources.append((f"Sionna RT {scene}", cal.statistics(rec)))
-        notes.append(f"{scene}: {len(rec.beam)} samples in {seconds:.0f} s")
-
+        for tx_dbm in powers:
+            rec, seconds = traced_recording(cal, scene, args.sequences, args.seed, tx_dbm)
+            sources.append((f"Sionna RT {scene}, {tx_dbm:g} dBm", cal.statistics(rec)))
+            notes.append(f"{scene} at {tx_dbm:g} dBm: {len(rec.beam)} samples in {seconds:.0f} s")
     keys = list(real)
     header = "| statistic | real DeepSense | " + " | ".join(name for name, _ in sources) + " |"
     lines = [header, "|" + " --- |" * (2 + len(sources))]
@@ -82,6 +86,7 @@ def main() -> None:
         lines.append(f"| {key} | {cal.compare({key: real[key]}, {key: real[key]})[0][1]} | " + " | ".join(cells) + " |")
     bins = ", ".join(f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi in cal.CHANGE_BINS)
     scenes = " ".join(f"--scene {scene}" for scene in args.scene or ["simple_street_canyon"])
+    scenes += "".join(f" --tx-power-dbm {tx:g}" for tx in args.tx_power_dbm or [])
     text = "\n".join(
         [
             "# Realism of ray-traced passes (wmlm-sionna): the statistics of sim_calibration.py",

@@ -33,6 +33,8 @@ from sim2real import Progress, pretrain_args, summary, test_real  # noqa: E402
 from wmlm.cli import main as wmlm_main  # noqa: E402
 from wmlm.data.deepsense import find_scenarios  # noqa: E402
 
+from wmlm_sionna.site import TEMPLATE  # noqa: E402
+
 SOURCES = ("ray-traced", "built-in", "both")
 BUILTIN_SEED = 0
 # for scale, measured on the same real scenarios (docs/results/sim2real.md and loso.md)
@@ -49,6 +51,11 @@ def _synth(argv: list[str]) -> None:
         raise SystemExit(f"wmlm data synth {' '.join(argv)} failed with exit code {code}")
 
 
+def site_key(name: str, args: argparse.Namespace) -> str:
+    key = f"site/{name}/seq{args.sequences}/depth{args.max_depth}"
+    return key if args.tx_power_dbm == TEMPLATE.tx_power_dbm else f"{key}/tx{args.tx_power_dbm:g}"
+
+
 def ray_traced_sites(root: Path, scenes: list[str], seeds: list[int], args: argparse.Namespace, progress: Progress) -> list[str]:
     """Trace (or resume) one site per scene (a built-in name or a Mitsuba .xml file) and seed under ``root``;
     their folder names."""
@@ -56,11 +63,12 @@ def ray_traced_sites(root: Path, scenes: list[str], seeds: list[int], args: argp
     for scene in scenes:
         for seed in seeds:
             name = f"sionna_{Path(scene).stem}_s{seed}"  # the engine's default folder name
-            key = f"site/{name}/seq{args.sequences}/depth{args.max_depth}"
+            key = site_key(name, args)
             if progress.get(key) is None:
                 started = time.perf_counter()
                 _synth(["--engine", "sionna", "--scene", scene, "--seed", str(seed), "--sequences", str(args.sequences),
-                        "--max-depth", str(args.max_depth), "--format", "arrays", "--out", str(root), "--overwrite"])  # fmt: skip
+                        "--max-depth", str(args.max_depth), "--tx-power-dbm", str(args.tx_power_dbm), "--format", "arrays",
+                        "--out", str(root), "--overwrite"])  # fmt: skip
                 info = json.loads((root / name / "simulation.json").read_text())
                 progress.put(key, {"samples": info["samples"], "seconds": time.perf_counter() - started})
             names.append(name)
@@ -110,6 +118,8 @@ def run(args: argparse.Namespace) -> dict:
         runs = {}
         for seed in [int(v) for v in args.train_seeds.split(",")]:
             key = f"zero_shot/{source}/{args.preset}/steps{args.steps}/{','.join(names)}/seq{args.sequences}/seed{seed}"
+            if source != "built-in" and args.tx_power_dbm != TEMPLATE.tx_power_dbm:
+                key += f"/tx{args.tx_power_dbm:g}"  # the traced sites differ
             done = progress.get(key)
             if done is None:
                 t0 = time.perf_counter()
@@ -130,7 +140,7 @@ def run(args: argparse.Namespace) -> dict:
         "machine": machine(),
         "seconds": time.perf_counter() - started,
         "settings": {k: str(v) for k, v in vars(args).items()},
-        "sites": {n: progress.get(f"site/{n}/seq{args.sequences}/depth{args.max_depth}") for n in traced},
+        "sites": {n: progress.get(site_key(n, args)) for n in traced},
         "results": results,
     }
     if args.out:
@@ -150,7 +160,7 @@ def write(report: dict, out: Path) -> None:
         "```bash",
         f"OMP_NUM_THREADS=1 python plugins/wmlm-sionna/benchmarks/zero_shot.py --real-root {s['real_root']} "
         f"--scenes {s['scenes']} --seeds {s['seeds']} --sequences {s['sequences']} --steps {s['steps']} "
-        f"--preset {s['preset']} --train-seeds {s['train_seeds']} --workdir W --out {s['out']}",
+        f"--tx-power-dbm {s['tx_power_dbm']} --preset {s['preset']} --train-seeds {s['train_seeds']} --workdir W --out {s['out']}",
         "```",
         "",
         f"Model: the benchmark configuration (`benchmarks/configs/wmlm.yaml`), preset `{s['preset']}`, "
@@ -190,6 +200,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seeds", default="0,1", help="comma-separated site seeds per scene")
     p.add_argument("--sequences", type=int, default=24, help="vehicle passes per site")
     p.add_argument("--max-depth", type=int, default=2, help="reflections per traced path")
+    p.add_argument("--tx-power-dbm", type=float, default=TEMPLATE.tx_power_dbm, help="transmit power of the traced sites")
     p.add_argument("--sources", default=",".join(SOURCES), help=f"which of {', '.join(SOURCES)} to train on")
     p.add_argument("--preset", default="tiny", help="model size")
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps of every training run")
