@@ -11,7 +11,7 @@ from PIL import Image
 from sionna_fixtures import open_scene, private_cache, require_tracing, sionna_plugin  # noqa: F401  # autouse
 from wmlm.cli import main
 from wmlm.data.deepsense import load_scenario
-from wmlm.data.store import read_store
+from wmlm.data.store import read_index, read_store
 
 from wmlm_sionna.camera import write_car_mesh
 
@@ -67,6 +67,7 @@ def test_array_store_holds_the_same_data_as_the_deepsense_folder(tmp_path: Path)
         assert np.array_equal(text.fields[field], store.fields[field], equal_nan=True), field
     info = json.loads((tmp_path / "arrays" / "site" / "simulation.json").read_text())
     assert info["simulator"] == "wmlm_sionna"
+    assert read_index(tmp_path / "arrays" / "site")["provenance"]["simulator"] == "wmlm_sionna"
 
 
 def test_camera_needs_the_deepsense_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -257,7 +257,7 @@ def synth(argv: list[str]) -> int:
     traced = simulate(args)
     info, rendered_s = traced.info, 0.0
     if args.format == "arrays":
-        write_store_folder(traced.sim, folder, overwrite=args.overwrite)
+        write_store_folder(traced.sim, folder, overwrite=args.overwrite, simulator=info["simulator"])
     elif args.camera:
         config = SceneCameraConfig(spp=args.camera_spp)
         info["sensors"] = {"camera": {**dataclasses.asdict(config), "renderer": "sionna.rt (Mitsuba)"}}

@@ -229,13 +229,15 @@ def write_store_folder(
     folder: Path | str,
     overwrite: bool = False,
     record: dict | None = None,
+    simulator: str = "wmlm.data.sim",
 ) -> Path:
     """Write ``sim`` into ``folder`` as an array store site (``wmlm.data.store``); returns the folder.
 
     The overwrite policy, marker and ``simulation.json`` are those of ``write_scenario_folder``; the
     store's ``store.json`` and then ``simulation.json`` are written last, so an interrupted folder is never
     read as data and ``--resume`` rebuilds it. Same ``sim``, same bytes. No opt-in sensors: write the
-    DeepSense layout and ``wmlm data pack`` it for those.
+    DeepSense layout and ``wmlm data pack`` it for those. ``simulator`` names what simulated ``sim`` in the
+    store's provenance (a data engine's own name).
     """
     folder = Path(folder)
     if check_output_folder(folder, overwrite):
@@ -249,7 +251,7 @@ def write_store_folder(
     write_store(
         scenario_arrays(sim, folder.name),
         folder,
-        provenance={"simulator": "wmlm.data.sim", "seed": int(sim.seed)},
+        provenance={"simulator": simulator, "seed": int(sim.seed)},
     )
     _write_info(folder, info)
     return folder
