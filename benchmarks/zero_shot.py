@@ -14,6 +14,11 @@ vehicle pass, FIFO replay of 2048 windows; best beams observed 3 samples late) a
 (``wmlm.deploy.prequential``: every window is scored before anything from it or later is learned, the
 first pass included). It prints the update time per pass against the passes' real-time duration at 10 Hz.
 
+``--mix-sites N`` adds ``wmlm_mixed``: the same wmlm configuration trained on A mixed with N procedural
+sites of the built-in simulator (``wmlm data synth --random-sites N``, array store, 16 passes each; half
+of every epoch's training windows drawn afresh from them, ``data.mix_share 0.5``), the recipe that did
+best on leave-one-site-out among the development sites (``docs/results/sim2real.md``).
+
 Prints one table; with ``--json`` also writes
 ``{model: {scenario: {"top1": [t1, t2, t3], "top3": [t1, t2, t3], "dba": x}}}``.
 Any folders in the DeepSense layout work (``root/<name>/<name>.csv``).
@@ -46,6 +51,7 @@ from benchlib import (  # noqa: E402
     test,
     train,
 )
+from sim2real import generate  # noqa: E402
 
 from wmlm.data.deepsense import find_scenarios  # noqa: E402
 
@@ -58,6 +64,7 @@ TRAINED = (
 # online adaptation as measured in docs/results/online.md (benchmarks/online.py's defaults)
 ONLINE = {"steps_per_pass": 20, "buffer_windows": 2048, "batch_size": 64, "lr": 3e-4, "seed": 0}
 LABEL_DELAY = 3  # samples until a sweep's best beam reaches the adapter
+MIX_SEQUENCES, MIX_SHARE = 16, 0.5  # --mix-sites: passes per procedural site, simulated share of an epoch
 
 
 def online_scores(ckpt: str, root: Path, scenario: str, adapt: str, smoke: bool, console: Console) -> Scores:
@@ -101,12 +108,20 @@ def main(argv: list[str] | None = None) -> dict:
         help="what learns online with --online (default heads+backbone; encoders never learn)",
     )
     parser.add_argument(
+        "--mix-sites",
+        type=int,
+        default=0,
+        help="also train wmlm_mixed: the training scenarios mixed with N procedural simulated sites (0: off)",
+    )
+    parser.add_argument(
         "--smoke", action="store_true", help="seconds-long run for tests; numbers meaningless"
     )
     args = parser.parse_args(argv)
     for option, root in (("--train-root", args.train_root), ("--test-root", args.test_root)):
         if not root.is_dir():
             parser.error(f"{option}: {root} is not a folder")
+    if args.mix_sites < 0:
+        parser.error(f"--mix-sites: expected a number of sites >= 0, got {args.mix_sites}")
 
     test_scenarios = [p.name for p in find_scenarios(args.test_root)]
     train_scenarios = [p.name for p in find_scenarios(args.train_root)]
@@ -121,7 +136,13 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
-        for name, config, options, smoke_model in TRAINED:
+        trained = list(TRAINED)
+        if args.mix_sites:
+            sim_root = workdir / "sim"
+            generate(sim_root, args.mix_sites, MIX_SEQUENCES, 1, console)
+            mixed = ["--data.mix_root", str(sim_root), "--data.mix_share", str(MIX_SHARE)]
+            trained.append(("wmlm_mixed", WMLM_CONFIG, mixed, SMOKE_MODEL["wmlm"]))
+        for name, config, options, smoke_model in trained:
             extra = [*options, *smoke, *(smoke_model if args.smoke else [])]
             ckpt = train(config, args.train_root, workdir / name, extra, log)
             console.print(f"{name}: trained in {time.perf_counter() - started:.0f} s; best checkpoint {ckpt}")

@@ -90,3 +90,23 @@ def test_online_without_updates_scores_the_same_windows_as_the_offline_test(
     for key in ("top1", "top3"):
         assert online[key] == pytest.approx(offline[key], abs=1e-6)
     assert online["dba"] == pytest.approx(offline["dba"], abs=1e-6)
+
+
+def test_mix_sites_adds_wmlm_trained_on_real_and_procedural_sites(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_scenario(tmp_path / "train" / "siteA1", seed=1)
+    write_scenario(tmp_path / "unseen" / "siteZ", seed=3)
+    roots = ["--train-root", str(tmp_path / "train"), "--test-root", str(tmp_path / "unseen")]
+    work = tmp_path / "work"
+    results = zero_shot().main([*roots, "--mix-sites", "2", "--workdir", str(work), "--smoke"])
+    assert {"wmlm", "wmlm_mixed"} <= set(results) and set(results["wmlm_mixed"]) == {"siteZ"}
+    assert sorted(p.name for p in (work / "sim").glob("s0_site*")) == ["s0_site00001", "s0_site00002"]
+    # the mixed model's run was configured with the procedural sites as its mix pool; the plain one was not
+    mixed = next((work / "wmlm_mixed").rglob("config.yaml")).read_text()
+    plain = next((work / "wmlm").rglob("config.yaml")).read_text()
+    assert f"mix_root: {work / 'sim'}" in mixed and "mix_share: 0.5" in mixed
+    assert "mix_root: null" in plain
+    with pytest.raises(SystemExit):
+        zero_shot().main([*roots, "--mix-sites", "-1"])
+    assert "--mix-sites: expected a number of sites >= 0, got -1" in capsys.readouterr().err
