@@ -96,6 +96,15 @@ def data_root(make_scenario: Callable[..., tuple[Path, dict[str, np.ndarray]]]) 
     return folder.parent
 
 
+@pytest.fixture
+def dev_sites_root(tmp_path: Path) -> Path:
+    """Three 'real' development scenarios for the benchmark scripts: sites A (scenario1), C (scenario5) and
+    D (scenario6) of ``benchmarks/real_deepsense.DEV_SITES``, five short passes each."""
+    for seed, name in enumerate(["scenario1", "scenario5", "scenario6"]):
+        write_scenario(tmp_path / "real" / name, seed=seed, sequence_lengths=(14, 12, 16, 13, 15))
+    return tmp_path / "real"
+
+
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Caches (parsed arrays, simulated scenarios) go to a per-test folder, never to ~/.cache."""

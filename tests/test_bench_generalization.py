@@ -7,16 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_scenario
 from test_benchmarks import load_script
 
 
 @pytest.fixture
-def real_root(tmp_path: Path) -> Path:
-    """Three 'real' development scenarios: sites A (scenario1), C (scenario5) and D (scenario6)."""
-    for seed, name in enumerate(["scenario1", "scenario5", "scenario6"]):
-        write_scenario(tmp_path / "real" / name, seed=seed, sequence_lengths=(14, 12, 16, 13, 15))
-    return tmp_path / "real"
+def real_root(dev_sites_root: Path) -> Path:
+    return dev_sites_root
 
 
 def test_generalization_script_variants_ensemble_and_resume(real_root: Path, tmp_path: Path) -> None:
