@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> dict:
     for preset in presets:
         for n in sites:
             key = f"zero_shot/{preset}/{n}/steps{args.steps}/seq{args.sequences}"
-            out = workdir / "runs" / preset / str(n)
+            out = workdir / "runs" / key.removeprefix("zero_shot/")  # one folder per run key
             done = progress.get(key)
             if done is None:
                 t0 = time.perf_counter()
@@ -175,7 +175,8 @@ def run(args: argparse.Namespace) -> dict:
             done = progress.get(key)
             if done is None:
                 t0 = time.perf_counter()
-                out = workdir / "loso" / variant.replace(" ", "_").replace("+", "") / site
+                # one folder per run key: a rerun with another budget must not meet this run's test configs
+                out = workdir / "loso" / key.removeprefix("loso/").replace(" ", "_").replace("+", "")
                 run_args = ["--model.preset", loso_preset, *epochs, *extra]
                 ckpt = train(WMLM_CONFIG, args.real_root, out, run_args, log, others)
                 done = {"scores": test_real(ckpt, args.real_root, held, out / "test", smoke, log),

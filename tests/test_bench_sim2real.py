@@ -42,6 +42,10 @@ def test_sim2real_script_tables_zero_shot_and_loso_and_resumes(real_root: Path, 
     again = script.main(argv)
     assert (tmp_path / "work" / "progress.jsonl").read_text().splitlines() == lines
     assert again["loso"] == results["loso"]
+    # another budget in the same work folder is a new run in its own folder, not a clash with the first
+    other = script.main([*argv, "--loso-epochs", "2", "--loso-variants", "real only"])
+    assert set(other["loso"]) == {"real only"} and set(other["loso"]["real only"]) == {"scenario1"}
+    assert len((tmp_path / "work" / "progress.jsonl").read_text().splitlines()) == len(lines) + 1
 
 
 def test_sim2real_refuses_unknown_variants(real_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
