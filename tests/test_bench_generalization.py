@@ -10,15 +10,10 @@ import torch
 from test_benchmarks import load_script
 
 
-@pytest.fixture
-def real_root(dev_sites_root: Path) -> Path:
-    return dev_sites_root
-
-
-def test_generalization_script_variants_ensemble_and_resume(real_root: Path, tmp_path: Path) -> None:
+def test_generalization_script_variants_ensemble_and_resume(dev_sites_root: Path, tmp_path: Path) -> None:
     script = load_script("generalization")
     argv = [
-        "--real-root", str(real_root), "--variants", "baseline,stride 1,2,3,ensemble of 3 seeds", "--seeds", "2",
+        "--real-root", str(dev_sites_root), "--variants", "baseline,stride 1,2,3,ensemble of 3 seeds", "--seeds", "2",
         "--held-out", "A", "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--smoke",
     ]  # fmt: skip
     results = script.main(argv)
@@ -45,13 +40,13 @@ def test_generalization_script_variants_ensemble_and_resume(real_root: Path, tmp
     assert members[:2] == [r["ckpt"] for r in variants["baseline"]["sites"]["A"]["runs"]]
     assert len(set(members)) == 3
     # scored from probabilities, one member alone reproduces the Lightning test of that model
-    alone = script.ensemble_scores(members[:1], real_root, ["scenario1"])["scenario1"]
+    alone = script.ensemble_scores(members[:1], dev_sites_root, ["scenario1"])["scenario1"]
     tested = variants["baseline"]["sites"]["A"]["runs"][0]["scores"]["scenario1"]
     assert 0 < tested["dba"] < 1  # DBA gives credit for near misses, so it tells two untrained models apart
     for metric in ("top1", "top3", "dba"):
         assert alone[metric] == pytest.approx(tested[metric], abs=1e-6)
     stored = variants["ensemble of 3 seeds"]["sites"]["A"]["scores"]["scenario1"]
-    again_scored = script.ensemble_scores(members, real_root, ["scenario1"])["scenario1"]
+    again_scored = script.ensemble_scores(members, dev_sites_root, ["scenario1"])["scenario1"]
     assert again_scored["top1"] == pytest.approx(stored["top1"])
     assert again_scored["dba"] == pytest.approx(stored["dba"])
     markdown = (tmp_path / "out" / "generalization.md").read_text()
@@ -81,7 +76,7 @@ def test_ensemble_averages_softmax_probabilities_on_a_known_case() -> None:
 
 
 def test_variant_names_with_commas_and_unknown_ones(
-    real_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    dev_sites_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     script = load_script("generalization")
     assert script.split_variants("baseline,stride 1,2,3, tiny preset") == [
@@ -91,7 +86,7 @@ def test_variant_names_with_commas_and_unknown_ones(
     ]
     with pytest.raises(SystemExit) as raised:
         script.main(
-            ["--real-root", str(real_root), "--workdir", str(tmp_path), "--variants", "baseline,magic"]
+            ["--real-root", str(dev_sites_root), "--workdir", str(tmp_path), "--variants", "baseline,magic"]
         )
     assert raised.value.code == 2
     assert "unknown ['magic']" in capsys.readouterr().err

@@ -9,15 +9,10 @@ import pytest
 from test_benchmarks import load_script
 
 
-@pytest.fixture
-def real_root(dev_sites_root: Path) -> Path:
-    return dev_sites_root
-
-
-def test_sim2real_script_tables_zero_shot_and_loso_and_resumes(real_root: Path, tmp_path: Path) -> None:
+def test_sim2real_script_tables_zero_shot_and_loso_and_resumes(dev_sites_root: Path, tmp_path: Path) -> None:
     script = load_script("sim2real")
     argv = [
-        "--real-root", str(real_root), "--sites", "2", "--presets", "tiny", "--sequences", "6",
+        "--real-root", str(dev_sites_root), "--sites", "2", "--presets", "tiny", "--sequences", "6",
         "--workers", "1", "--loso-sites", "2", "--loso-held-out", "A", "--workdir", str(tmp_path / "work"),
         "--out", str(tmp_path / "out"), "--smoke",
     ]  # fmt: skip
@@ -48,10 +43,10 @@ def test_sim2real_script_tables_zero_shot_and_loso_and_resumes(real_root: Path, 
     assert len((tmp_path / "work" / "progress.jsonl").read_text().splitlines()) == len(lines) + 1
 
 
-def test_sim2real_refuses_unknown_variants(real_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sim2real_refuses_unknown_variants(dev_sites_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as raised:
         load_script("sim2real").main(
-            ["--real-root", str(real_root), "--workdir", str(tmp_path), "--loso-variants", "real only,magic"]
+            ["--real-root", str(dev_sites_root), "--workdir", str(tmp_path), "--loso-variants", "real only,magic"]
         )
     assert raised.value.code == 2
     assert "unknown ['magic']" in capsys.readouterr().err

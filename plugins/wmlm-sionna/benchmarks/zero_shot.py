@@ -107,13 +107,15 @@ def run(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     scenes, seeds = args.scenes.split(","), [int(s) for s in args.seeds.split(",")]
     traced = ray_traced_sites(workdir / "raytraced", scenes, seeds, args, progress)
-    builtin = builtin_sites(workdir / "builtin", len(traced), args.sequences, args.workers)
-    both = link_both(workdir / "both", {workdir / "raytraced": traced, workdir / "builtin": builtin})
+    sources = args.sources.split(",")
+    needs_builtin = "built-in" in sources or "both" in sources
+    builtin = builtin_sites(workdir / "builtin", len(traced), args.sequences, args.workers) if needs_builtin else []
+    both = link_both(workdir / "both", {workdir / "raytraced": traced, workdir / "builtin": builtin}) if "both" in sources else []
     roots = {"ray-traced": (workdir / "raytraced", traced), "built-in": (workdir / "builtin", builtin), "both": (workdir / "both", both)}
     real = [p.name for p in find_scenarios(args.real_root)]
     smoke = SMOKE_ARGS if args.smoke else []
     results: dict[str, dict] = {}
-    for source in args.sources.split(","):
+    for source in sources:
         root, names = roots[source]
         runs = {}
         for seed in [int(v) for v in args.train_seeds.split(",")]:

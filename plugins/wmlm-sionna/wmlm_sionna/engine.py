@@ -186,7 +186,8 @@ def simulate(args: argparse.Namespace) -> Traced:
     if not drives:
         raise ConfigError(f"--bs-position: no pass of the street {site.street.describe()} is on drivable ground")
     settings = SolverSettings(args.max_depth, args.samples_per_src, args.diffraction, args.batch)
-    paths = trace_paths(rt, scene, site.bs_xyz, np.concatenate([d["scene"] for d in drives]), settings)
+    scene_xyz = np.concatenate([d["scene"] for d in drives])
+    paths = trace_paths(rt, scene, site.bs_xyz, scene_xyz, settings)
     simulated_s = time.perf_counter() - started
 
     counts = [len(d["time_s"]) for d in drives]
@@ -243,7 +244,6 @@ def simulate(args: argparse.Namespace) -> Traced:
         "preset": dataclasses.asdict(site.preset),
         "sensors": {},
     }
-    scene_xyz = np.concatenate([d["scene"] for d in drives])
     return Traced(sim, info, simulated_s, rt, scene, site, scene_xyz)
 
 
