@@ -11,7 +11,8 @@ over the held-out scenarios with the ``baseline`` variant (the configuration as 
 variant: a few extra CLI overrides of the same training run (``VARIANTS``), trained with seeds
 0..``--seeds``-1 and scored by the mean over seeds; except the ensemble, which averages the softmax beam
 probabilities of the baseline trained with seeds 0, 1 and 2, window by window (``average_probabilities``),
-and is compared with the mean single baseline model. Verdict: **kept** if the mean top-1 gains at least
+and is compared with the mean single baseline model; and ``sim mixed``, whose every epoch also holds as many
+windows of ``--sim-sites`` procedural sites (drawn once under ``WORKDIR/sim``). Verdict: **kept** if the mean top-1 gains at least
 ``KEEP_TOP1`` without any loss of top-3, else **dropped**. Ideas that cannot change the model's input
 are listed in ``NOT_RUN`` with the reason, and not trained.
 
@@ -38,7 +39,7 @@ from torch import Tensor
 sys.path.insert(0, str(Path(__file__).parent))
 from benchlib import SMOKE_ARGS, SMOKE_MODEL, WMLM_CONFIG, Scores, machine, mean_scores, summarise, train  # noqa: E402
 from real_deepsense import DEV_SITES  # noqa: E402
-from sim2real import Progress, _names, summary, test_real  # noqa: E402
+from sim2real import Progress, _names, generate, summary, test_real  # noqa: E402
 
 from wmlm.data.datamodule import DeepSenseDataModule  # noqa: E402
 from wmlm.data.deepsense import find_scenarios  # noqa: E402
@@ -46,7 +47,9 @@ from wmlm.deploy.export import load_model  # noqa: E402
 from wmlm.metrics import beam_metrics  # noqa: E402
 
 ENSEMBLE = "ensemble of 3 seeds"
-ENSEMBLE_SEEDS = (0, 1, 2)  # the baseline trained with these seeds, averaged
+ENSEMBLE_SEEDS = (0, 1, 2)
+SIM_MIXED = "sim mixed"
+SIM_MIX_SHARE = 0.5  # share of simulated windows in every epoch of ``SIM_MIXED``, as in sim2real.py  # the baseline trained with these seeds, averaged
 KEEP_TOP1 = 0.005  # mean top-1 gain (0.5 points) for a kept idea; top-3 must not drop
 VARIANTS: dict[str, list[str]] = {
     "baseline": [],
@@ -62,6 +65,9 @@ VARIANTS: dict[str, list[str]] = {
     # array orientation, the other way round: the configuration without its mirrored windows (BeamFlip)
     "no mirror": ["--model.augmentations", "[]"],
     ENSEMBLE: [],  # no training of its own: the baseline trained with ENSEMBLE_SEEDS, averaged
+    # many simulated sites: every epoch also holds as many windows drawn from procedural sites
+    # (``--sim-sites`` of ``--sim-sequences`` passes, drawn under WORKDIR/sim; the options are added in ``run``)
+    SIM_MIXED: [],
 }
 NOT_RUN = {
     "power gain": "a no-op: `BeamModality` normalises every power vector by its own peak "
@@ -128,14 +134,23 @@ def run(args: argparse.Namespace) -> dict:
     tag = "smoke" if args.smoke else f"epochs{args.epochs}"
     started = time.perf_counter()
     results: dict[str, dict[str, dict]] = {}  # {variant: {site: {"scores": {scenario: Scores}, ...}}}
+    overrides_of = dict(VARIANTS)
+    if SIM_MIXED in split_variants(args.variants):
+        sim_root = workdir / "sim"
+        generate(sim_root, args.sim_sites, args.sim_sequences, args.workers, console)
+        overrides_of[SIM_MIXED] = ["--data.mix_root", str(sim_root), "--data.mix_share", str(SIM_MIX_SHARE)]
 
     def trained(variant: str, site: str, held: list[str], others: list[str], seed: int) -> dict:
-        key = f"{variant}/{site}/{tag}" + (f"/seed{seed}" if seed else "")
+        run_name = f"{variant}/{site}/{tag}"
+        if variant == SIM_MIXED:
+            run_name += f"/sites{args.sim_sites}/seq{args.sim_sequences}"
+        key = run_name + (f"/seed{seed}" if seed else "")
         done = progress.get(key)
         if done is None:
             t0 = time.perf_counter()
-            out = workdir / "runs" / variant.replace(" ", "_").replace(",", "") / site / f"seed{seed}"
-            overrides = [*budget, *VARIANTS[variant], "--seed_everything", str(seed)]
+            # one folder per run key: a rerun with another budget must not meet this run's test configs
+            out = workdir / "runs" / run_name.replace(" ", "_").replace(",", "") / f"seed{seed}"
+            overrides = [*budget, *overrides_of[variant], "--seed_everything", str(seed)]
             ckpt = train(WMLM_CONFIG, args.real_root, out, overrides, log, others)
             scores = test_real(
                 ckpt, args.real_root, held, out / "test", SMOKE_ARGS if args.smoke else [], log
@@ -185,7 +200,7 @@ def run(args: argparse.Namespace) -> dict:
         "command": "python benchmarks/generalization.py " + " ".join(args.argv),
         "settings": {k: str(v) for k, v in vars(args).items() if k != "argv"},
         "not_run": NOT_RUN,
-        "variants": {v: {"overrides": VARIANTS[v], "sites": per, **table[v]} for v, per in results.items()},
+        "variants": {v: {"overrides": overrides_of[v], "sites": per, **table[v]} for v, per in results.items()},
     }
     if args.out:
         write(report, args.out, console)
@@ -270,6 +285,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--seeds", type=int, default=1, help="training seeds 0..N-1 per variant; scores are their mean"
     )
+    parser.add_argument("--sim-sites", type=int, default=1000, help=f"procedural sites of '{SIM_MIXED}'")
+    parser.add_argument("--sim-sequences", type=int, default=16, help=f"vehicle passes per site of '{SIM_MIXED}'")
+    parser.add_argument("--workers", type=int, default=1, help="processes drawing the procedural sites")
     parser.add_argument("--workdir", type=Path, required=True, help="checkpoints and progress.jsonl")
     parser.add_argument("--out", type=Path, help="folder for generalization.md/.json")
     parser.add_argument(

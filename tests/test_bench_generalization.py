@@ -90,3 +90,23 @@ def test_variant_names_with_commas_and_unknown_ones(
         )
     assert raised.value.code == 2
     assert "unknown ['magic']" in capsys.readouterr().err
+
+
+def test_sim_mixed_variant_draws_the_procedural_sites_once_and_mixes_them_in(
+    dev_sites_root: Path, tmp_path: Path
+) -> None:
+    script = load_script("generalization")
+    argv = [
+        "--real-root", str(dev_sites_root), "--variants", "sim mixed", "--held-out", "A", "--sim-sites", "2",
+        "--sim-sequences", "3", "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--smoke",
+    ]  # fmt: skip
+    results = script.main(argv)
+    sim_root = tmp_path / "work" / "sim"
+    assert sorted(p.name for p in sim_root.iterdir() if p.is_dir()) == ["s0_site00001", "s0_site00002"]
+    overrides = results["variants"]["sim mixed"]["overrides"]
+    assert overrides == ["--data.mix_root", str(sim_root), "--data.mix_share", "0.5"]
+    # the run's own saved config carries the mix, so the simulated windows really were in training
+    configs = list((tmp_path / "work" / "runs").rglob("config.yaml"))
+    assert configs and any(str(sim_root) in c.read_text() for c in configs)
+    key = json.loads((tmp_path / "work" / "progress.jsonl").read_text().splitlines()[0])["key"]
+    assert key == "sim mixed/A/smoke/sites2/seq3"  # another population size is another run
