@@ -15,7 +15,7 @@ def test_smoke_run_times_every_mode_on_the_same_samples(tmp_path: Path) -> None:
         "today: DeepSense text, 1 process",
         "arrays, 1 process",
         "fast: arrays, 2 processes",
-        "camera: DeepSense text + camera, 2 processes",
+        "camera: arrays + camera, 2 processes",
     ]
     samples = {t.samples for t in timings}
     assert len(samples) == 1 and samples.pop() > 20  # the same sites, hence the same rows, in every mode
@@ -24,7 +24,7 @@ def test_smoke_run_times_every_mode_on_the_same_samples(tmp_path: Path) -> None:
     assert "| mode | format | workers | sensors | samples | seconds | samples/s | vs today |" in text
     assert "| today: DeepSense text, 1 process | deepsense | 1 | none |" in text and "| 1.00x |" in text
     assert "| fast: arrays, 2 processes | arrays | 2 | none |" in text
-    assert "| camera: DeepSense text + camera, 2 processes | deepsense | 2 | camera |" in text
+    assert "| camera: arrays + camera, 2 processes | arrays | 2 | camera |" in text
     assert "python benchmarks/generation_rate.py --smoke" in text and "no GPU" in text
     ratio = timings[2].rate / timings[0].rate
     assert f"**{script.verdict(ratio)}**" in text
@@ -48,5 +48,5 @@ def test_modes_pass_the_options_of_each_path() -> None:
         "none",
     ]
     assert script.synth_args(fast, 3, 2, 0)[-4:] == ["--format", "arrays", "--workers", "2"]
-    assert "--sensors" not in script.synth_args(arrays, 3, 2, 0)  # arrays refuses any sensor option but none
-    assert script.synth_args(camera, 3, 2, 0)[-2:] == ["--sensors", "camera"]
+    assert "--sensors" not in script.synth_args(arrays, 3, 2, 0)  # the store's default: no sensor
+    assert script.synth_args(camera, 3, 2, 0)[-6:] == ["--format", "arrays", "--workers", "2", "--sensors", "camera"]

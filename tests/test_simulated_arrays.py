@@ -67,12 +67,29 @@ def test_arrays_cache_is_reused_and_matches_the_cli(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "key"),
-    [({"format": "parquet"}, "data.format"), ({"format": "arrays", "sensors": ["camera"]}, "data.sensors")],
+    [({"format": "parquet"}, "data.format"), ({"format": "arrays", "sensors": ["lidar"]}, "data.sensors")],
 )
 def test_bad_format_is_one_clear_error_naming_the_key(tmp_path: Path, kwargs: dict, key: str) -> None:
     with pytest.raises(ConfigError, match=key) as error:
         SimulatedDataModule(presets=["suburban"], sequences=2, cache_dir=str(tmp_path), **FIELDS, **kwargs)
-    assert kwargs["format"] in str(error.value) or "camera" in str(error.value)
+    assert kwargs["format"] in str(error.value) or "use format deepsense for lidar" in str(error.value)
     with pytest.raises(ConfigError, match=key):
         ensure_simulated(tmp_path, ["suburban"], sequences=2, seed=0, **kwargs)
     assert not any(tmp_path.iterdir())  # refused before anything is written
+
+
+def test_arrays_with_camera_give_the_same_image_batches(tmp_path: Path) -> None:
+    fields = {"inputs": {"beam": "beam_power", "image": "image"}, "targets": {"beam": "beam_label"}}
+    made = [
+        SimulatedDataModule(
+            presets=["suburban"], sequences=1, sensors=["camera"], format=format, cache_dir=str(tmp_path / format),
+            past=2, future=1, batch_size=4, seed=3, **fields,
+        )  # fmt: skip
+        for format in ("deepsense", "arrays")
+    ]
+    text, arrays = (all_batches(m) for m in made)
+    assert len(text) == len(arrays) > 0
+    for a, b in zip(text, arrays):
+        assert a["image"].dtype == torch.uint8 and a["image"].shape[-3:] == (3, 64, 64)
+        for key in ("image", "beam", "index"):
+            assert torch.equal(a[key], b[key]), key

@@ -273,13 +273,42 @@ def test_synth_arrays_is_deterministic_resumable_and_guarded(tmp_path: Path, cap
     power.write_bytes(power.read_bytes()[:-7])
     assert synth(tmp_path / "a", *args, "--resume") == 0
     assert files_of(tmp_path / "a") == files_of(tmp_path / "b")
-    # sensors cannot be written as arrays (yet): a usage error before anything is simulated
-    fails(
-        ["data", "synth", "--out", str(tmp_path / "c"), "--format", "arrays", "--sensors", "camera"],
+    # LiDAR and CSI are not written as arrays: a usage error naming them before anything is simulated
+    err = fails(
+        ["data", "synth", "--out", str(tmp_path / "c"), "--format", "arrays", "--sensors", "camera,lidar"],
         capsys,
         2,
     )
+    assert "--sensors camera,lidar" in err and "wmlm data pack` for lidar" in err
     assert not (tmp_path / "c").exists()
+
+
+def test_synth_arrays_with_camera_holds_the_frames_the_deepsense_layout_reads_back(tmp_path: Path, capsys) -> None:
+    args = ("--random-sites", "1", "--sequences", "1")
+    assert synth(tmp_path / "text", *args, "--sensors", "camera") == 0
+    assert synth(tmp_path / "arrays", *args, "--sensors", "camera", "--format", "arrays") == 0
+    site = "s5_site00001"
+    fields = ["image", "beam_power", "position"]
+    text = load_scenario(tmp_path / "text" / site, fields)
+    store = read_store(tmp_path / "arrays" / site, fields)
+    assert store.fields["image"].shape == (len(text), 3, 64, 64) and store.fields["image"].dtype == np.uint8
+    for field in fields:  # the PNG written and read back equals the frame stored directly
+        assert np.array_equal(text.fields[field], store.fields[field], equal_nan=True), field
+    assert store.fields["image"].std() > 10  # frames, not a blank
+    assert not list((tmp_path / "arrays" / site).rglob("*.png"))  # no text-layout files in the store
+    info = json.loads((tmp_path / "arrays" / site / "simulation.json").read_text())
+    assert list(info["sensors"]) == ["camera"]
+    # a site recorded with LiDAR cannot be rewritten as arrays without saying which sensors to keep
+    assert synth(tmp_path / "lidar", *args, "--sensors", "lidar") == 0
+    capsys.readouterr()
+    err = fails(
+        ["data", "synth", "--out", str(tmp_path / "again"), "--from-json", str(tmp_path / "lidar" / site),
+         "--format", "arrays"], capsys, 2,
+    )  # fmt: skip
+    assert f"--from-json {tmp_path / 'lidar' / site}" in err and "records sensors lidar" in err
+    assert not (tmp_path / "again").exists()
+    assert main(["data", "synth", "--out", str(tmp_path / "again"), "--from-json", str(tmp_path / "lidar" / site),
+                 "--format", "arrays", "--sensors", "none"]) == 0  # fmt: skip
 
 
 def test_pipeline_store_mode_smoke(tmp_path: Path) -> None:

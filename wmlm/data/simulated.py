@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from wmlm.data.cache import default_cache_dir
 from wmlm.data.datamodule import DeepSenseDataModule
 from wmlm.data.sim.preset import check_presets
+from wmlm.data.sim.writer import STORE_SENSORS
 from wmlm.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -73,10 +74,11 @@ def check_format(format: str, sensors: list[str] | tuple[str, ...]) -> None:
     array store cannot hold."""
     if format not in FORMATS:
         raise ConfigError(f"data.format: expected one of {', '.join(FORMATS)}, got {format!r}")
-    if format == "arrays" and sensors:
+    unstorable = [name for name in sensors if name not in STORE_SENSORS]
+    if format == "arrays" and unstorable:
         raise ConfigError(
-            f"data.sensors: format arrays holds beam power, GPS and blockage only, got sensors {list(sensors)}; "
-            "use format deepsense for camera, LiDAR or CSI, or sensors []"
+            f"data.sensors: format arrays holds beam power, GPS, blockage and {', '.join(STORE_SENSORS)}, got "
+            f"sensors {list(sensors)}; use format deepsense for {', '.join(unstorable)}"
         )
 
 
@@ -119,7 +121,7 @@ def ensure_simulated(
         The scenarios are the named ``presets`` (simulated with ``seed``) and procedural sites 1..``random_sites``
         of population ``site_seed`` (default ``seed``; drawn and simulated with it, as ``wmlm data synth
         --random-sites N --seed <site_seed>`` does). ``sensors`` (``camera``, ``lidar``, ``csi``) are written
-        beside beam power, GPS and blockage (``format="deepsense"`` only). ``format`` is the folders' layout:
+        beside beam power, GPS and blockage (``format="arrays"``: ``camera`` only). ``format`` is the folders' layout:
     ``deepsense`` text files or ``arrays``, array store sites (``wmlm.data.store``). A scenario folder counts as cached only when its ``.complete``
         marker holds the fingerprint of the preset, sequence count, seed, sensors (and draw). Each folder is
         written into a staging folder beside the cache and moved into place in one rename, so an interrupted run
@@ -200,7 +202,8 @@ class SimulatedDataModule(DeepSenseDataModule):
             listed sensor is simulated and cached.
         format: layout of the cached folders: ``deepsense`` (text files, the exchange format; parsed once
             into the arrays cache) or ``arrays`` (array store sites, ``wmlm.data.store``: written directly,
-            read memory-mapped with nothing to parse; no camera, LiDAR or CSI). The batches are the same.
+            read memory-mapped with nothing to parse; the camera as the ``image`` field, no LiDAR or CSI).
+            The batches are the same.
         cache_dir: where simulated folders (and, under ``arrays/``, their parsed arrays) live; default
             ``$WMLM_CACHE_DIR`` or ``~/.cache/wmlm``.
         cache: keep parsed arrays memory-mapped between runs (see ``DeepSenseDataModule``).

@@ -169,9 +169,21 @@ class ImageReader(FieldReader):
                         f"{self.max_source_pixels()} read for {width}x{height} frames; refused before decoding"
                     )
                 image.draft("RGB", (2 * width, 2 * height))  # JPEG: decode at reduced size, much faster
-                rgb = image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR)
+                return resized_frame(image.convert("RGB"), self.size_hw)
         except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
             if isinstance(exc, DataError):
                 raise
             raise DataError(f"{where}: cannot read image {path}: {exc}") from None
-        return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def resized_frame(image: Image.Image | np.ndarray, size_hw: tuple[int, int] = IMAGE_SIZE_HW) -> np.ndarray:
+    """An RGB frame (PIL image or ``uint8 [H0, W0, 3]``) as the ``image`` field holds it: ``uint8 [3, H, W]``.
+
+    The one resize of every camera frame wmlm reads or writes (bilinear, as ``ImageReader``), so a frame
+    written straight into the array store equals the same frame written as a PNG and read back.
+    """
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))  # [H, W, 3] uint8 is RGB
+    height, width = size_hw
+    rgb = image.resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)

@@ -18,6 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -139,7 +140,8 @@ def parser() -> argparse.ArgumentParser:
         "--format",
         choices=FORMATS,
         default=FORMATS[0],
-        help="deepsense: the DeepSense 6G folder layout (default); arrays: wmlm's array store (no camera)",
+        help="deepsense: the DeepSense 6G folder layout (default); arrays: wmlm's array store (camera frames "
+        "as its image field)",
     )
     p.add_argument(
         "--overwrite", action="store_true", help="replace a folder that an earlier `wmlm data synth` wrote"
@@ -250,15 +252,21 @@ def simulate(args: argparse.Namespace) -> Traced:
 def synth(argv: list[str]) -> int:
     """Run the engine with ``argv`` (the ``wmlm data synth`` arguments without ``--engine``); returns 0."""
     args = parser().parse_args(argv)
-    if args.camera and args.format == "arrays":
-        raise ConfigError("--camera: the array store holds no camera frames; use --format deepsense")
     folder = args.out / (args.name or f"sionna_{Path(args.scene).stem}_s{args.seed}")
     check_output_folder(folder, args.overwrite)  # before anything is traced
     traced = simulate(args)
     info, rendered_s = traced.info, 0.0
-    if args.format == "arrays":
-        write_store_folder(traced.sim, folder, overwrite=args.overwrite, simulator=info["simulator"])
-    elif args.camera:
+
+    def write(sensors: tuple[str, ...] = (), camera_frames: Callable[[int], np.ndarray] | None = None) -> None:
+        if args.format == "arrays":
+            write_store_folder(traced.sim, folder, overwrite=args.overwrite, simulator=info["simulator"],
+                               sensors=sensors, camera_frames=camera_frames)  # fmt: skip
+        else:
+            write_scenario_folder(
+                traced.sim, folder, overwrite=args.overwrite, sensors=sensors, camera_frames=camera_frames
+            )
+
+    if args.camera:
         config = SceneCameraConfig(spp=args.camera_spp)
         info["sensors"] = {"camera": {**dataclasses.asdict(config), "renderer": "sionna.rt (Mitsuba)"}}
         with tempfile.TemporaryDirectory(prefix="wmlm-sionna-") as mesh_folder:
@@ -266,18 +274,12 @@ def synth(argv: list[str]) -> int:
             started = time.perf_counter()
             try:
                 with camera:  # one switch to Mitsuba's rendering variant for all frames
-                    write_scenario_folder(
-                        traced.sim,
-                        folder,
-                        overwrite=args.overwrite,
-                        sensors=("camera",),
-                        camera_frames=lambda row: camera.render(traced.scene_xyz[row]),
-                    )
+                    write(("camera",), lambda row: camera.render(traced.scene_xyz[row]))
             finally:
                 camera.close()
             rendered_s = time.perf_counter() - started
     else:
-        write_scenario_folder(traced.sim, folder, overwrite=args.overwrite)
+        write()
     # wmlm's writer records a built-in preset; this folder's own record says how it was ray-traced
     atomic_write_text(folder / INFO_FILE, json.dumps(info, indent=2) + "\n")
     camera_note = f", camera frames in {rendered_s:.1f} s" if args.camera else ""

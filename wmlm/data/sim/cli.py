@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from wmlm.data.sim.generate import SiteJob, parse_shard, plan_jobs, run_jobs, select_shard
 from wmlm.data.sim.preset import PRESETS, check_presets, preset_from_dict
 from wmlm.data.sim.random_sites import random_site
-from wmlm.data.sim.writer import INFO_FILE, SENSORS, check_sensors
+from wmlm.data.sim.writer import INFO_FILE, SENSORS, STORE_SENSORS, check_sensors
 from wmlm.errors import ConfigError, DataError
 from wmlm.registry import BUILTIN_ENGINE, UnknownNameError, get_data_engine
 
@@ -115,13 +115,13 @@ def _parser() -> argparse.ArgumentParser:
         default="deepsense",
         help="deepsense: the DeepSense 6G layout (one text file per sample and field, for exchanging data); "
         "arrays: an array store site per scenario (one .npy per field, read memory-mapped; wmlm.data.store), "
-        "with --sensors none only",
+        "with --sensors none (its default) or camera",
     )
     parser.add_argument(
         "--sensors",
         default=None,
         help=f"comma-separated extra sensors written beside beam power and GPS, any of {', '.join(SENSORS)}; "
-        "'none' for none (default: all; with --from-json: those the folder recorded)",
+        "'none' for none (default: all, none with --format arrays; with --from-json: those the folder recorded)",
     )
     return parser
 
@@ -211,13 +211,15 @@ def synth_command(argv: list[str]) -> int:
     except ValueError as error:
         raise ConfigError(f"--sensors: {error} (or none)") from None
 
-    if args.format == "arrays" and sensors and args.sensors is not None:
+    unstorable = [name for name in sensors if name not in STORE_SENSORS]
+    if args.format == "arrays" and unstorable and args.sensors is not None:
         raise ConfigError(
-            f"--sensors {args.sensors}: --format arrays writes beam power, GPS and blockage only; write the "
-            "DeepSense layout and convert it with `wmlm data pack` for camera, LiDAR or CSI"
+            f"--sensors {args.sensors}: --format arrays writes beam power, GPS, blockage and "
+            f"{', '.join(STORE_SENSORS)} only; write the DeepSense layout and convert it with `wmlm data pack` "
+            f"for {', '.join(unstorable)}"
         )
-    if args.format == "arrays":
-        sensors = ()
+    if args.format == "arrays" and args.sensors is None:
+        sensors = ()  # the default sensor set is the DeepSense layout's; the store's default is none
     jobs = [SiteJob(PRESETS[n], args.seed, args.sequences, sensors, args.out / n) for n in names]
     for k in sites or range(1, (num_random or 0) + 1):
         site = random_site(args.seed, k)
@@ -225,7 +227,15 @@ def synth_command(argv: list[str]) -> int:
             SiteJob(site.preset, args.seed, args.sequences, sensors, args.out / site.name, site.record())
         )
     given = None if args.sensors is None else sensors
-    jobs += [_from_json(path, () if args.format == "arrays" else given, args.out) for path in args.from_json]
+    for path in args.from_json:
+        jobs.append(_from_json(path, given, args.out))
+        unstorable = [name for name in jobs[-1].sensors if name not in STORE_SENSORS]
+        if args.format == "arrays" and unstorable:
+            raise ConfigError(
+                f"--from-json {path}: the site records sensors {', '.join(unstorable)}, which --format arrays "
+                f"does not hold ({', '.join(STORE_SENSORS)} only); pass --sensors none or "
+                f"--sensors {','.join(STORE_SENSORS)}, or write --format deepsense"
+            )
     jobs = [dataclasses.replace(job, format=args.format) for job in jobs]
     if shard is not None:
         jobs = select_shard(jobs, *shard)

@@ -136,7 +136,7 @@ def run_job(
     ``on_sequence(k)`` is called after each simulated sequence."""
     sim = simulate_scenario(job.preset, job.sequences, job.seed, on_sequence=on_sequence)
     if job.format == "arrays":
-        write_store_folder(sim, job.folder, overwrite=replace, record=job.record)
+        write_store_folder(sim, job.folder, overwrite=replace, record=job.record, sensors=job.sensors)
     else:
         write_scenario_folder(sim, job.folder, overwrite=replace, sensors=job.sensors, record=job.record)
     return {

@@ -51,6 +51,7 @@ _POWER_FILE = re.compile(r"mmWave_power_\d+\.txt")
 _VEHICLE_GPS_FILE = re.compile(r"gps_location_\d+\.txt")
 # opt-in sensors in column order: CSV column, folder, and file name of row K (stem + K + suffix)
 SENSORS = ("camera", "lidar", "csi")
+STORE_SENSORS = ("camera",)  # the sensors ``write_store_folder`` writes into the array store itself
 SENSOR_COLUMNS = {"camera": "unit1_rgb", "lidar": "unit1_lidar", "csi": "unit1_csi"}
 SENSOR_DIRS = {name: Path("unit1") / f"{name}_data" for name in SENSORS}
 _SENSOR_NAME = {"camera": ("image_", ".png"), "lidar": ("lidar_", ".npy"), "csi": ("csi_", ".npy")}
@@ -230,29 +231,47 @@ def write_store_folder(
     overwrite: bool = False,
     record: dict | None = None,
     simulator: str = "wmlm.data.sim",
+    sensors: Iterable[str] = (),
+    camera_frames: Callable[[int], np.ndarray] | None = None,
 ) -> Path:
     """Write ``sim`` into ``folder`` as an array store site (``wmlm.data.store``); returns the folder.
 
     The overwrite policy, marker and ``simulation.json`` are those of ``write_scenario_folder``; the
     store's ``store.json`` and then ``simulation.json`` are written last, so an interrupted folder is never
-    read as data and ``--resume`` rebuilds it. Same ``sim``, same bytes. No opt-in sensors: write the
-    DeepSense layout and ``wmlm data pack`` it for those. ``simulator`` names what simulated ``sim`` in the
-    store's provenance (a data engine's own name).
+    read as data and ``--resume`` rebuilds it. Same ``sim``, same bytes. ``simulator`` names what simulated
+    ``sim`` in the store's provenance (a data engine's own name).
+
+    ``sensors`` may hold ``camera`` (``STORE_SENSORS``): the frames (the built-in camera's, or
+    ``camera_frames(row) -> rgb [H, W, 3] uint8``) are stored as the ``image`` field, ``uint8 [N, 3, 64, 64]``,
+    resized exactly as the ``image`` reader resizes a PNG, so the store holds what writing the DeepSense
+    layout and ``wmlm data pack``-ing it would. LiDAR and CSI: write the DeepSense layout and pack it.
     """
+    sensors = check_sensors(sensors)
+    unstorable = [name for name in sensors if name not in STORE_SENSORS]
+    if unstorable:
+        raise ValueError(
+            f"sensors {unstorable}: the array store is written with {', '.join(STORE_SENSORS)} only; write the "
+            "DeepSense layout and convert it with `wmlm data pack` for LiDAR or CSI"
+        )
     folder = Path(folder)
     if check_output_folder(folder, overwrite):
         for path in [*folder.glob("*.npy"), folder / STORE_FILE, folder / INFO_FILE]:
             path.unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
     write_marker(folder, VERB, timestamp=False, preset=sim.preset.name, seed=int(sim.seed))
-    info = _provenance(sim, ())
+    info = _provenance(sim, sensors)
     if record is not None:
         info["random_site"] = record
-    write_store(
-        scenario_arrays(sim, folder.name),
-        folder,
-        provenance={"simulator": simulator, "seed": int(sim.seed)},
-    )
+    data = scenario_arrays(sim, folder.name)
+    if "camera" in sensors:
+        from wmlm.modalities.image import IMAGE_SIZE_HW, ImageReader, resized_frame
+
+        camera = camera_frames or _builtin_camera(sim)
+        frames = np.empty((len(sim), 3, *IMAGE_SIZE_HW), dtype=np.uint8)
+        for row in range(len(sim)):
+            frames[row] = resized_frame(camera(row))
+        data.fields[ImageReader.name] = frames
+    write_store(data, folder, provenance={"simulator": simulator, "seed": int(sim.seed)})
     _write_info(folder, info)
     return folder
 
