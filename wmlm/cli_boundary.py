@@ -18,8 +18,7 @@ from contextlib import contextmanager
 from typing import TextIO
 
 from wmlm.errors import EXIT_DATA, EXIT_USAGE, WmlmError
-from wmlm.model.checkpoint import ENV_ALLOW_REMOTE
-from wmlm.model.trust import ENV_TRUST_CLASSES
+from wmlm.model.trust import ENV_ALLOW_REMOTE, ENV_TRUST_CLASSES
 from wmlm.registry import UnknownNameError
 
 TRACEBACK_FLAG = "--traceback"

@@ -25,9 +25,9 @@ import torch
 from torch import nn
 
 from wmlm.errors import CheckpointError, UntrustedCheckpointError
+from wmlm.model.trust import ENV_ALLOW_REMOTE
 
 log = logging.getLogger(__name__)
-ENV_ALLOW_REMOTE = "WMLM_ALLOW_REMOTE_CHECKPOINTS"
 SAFETENSORS_SUFFIX = ".safetensors"
 CONFIG_BESIDE_SAFETENSORS = "model.yaml"  # what `wmlm export --format safetensors` writes beside the weights
 

@@ -20,6 +20,8 @@ from typing import Any
 from wmlm.errors import UntrustedCheckpointError
 
 ENV_TRUST_CLASSES = "WMLM_TRUST_CHECKPOINT_CLASSES"
+# read by ``wmlm.model.checkpoint``; here so the command line sets it without importing torch
+ENV_ALLOW_REMOTE = "WMLM_ALLOW_REMOTE_CHECKPOINTS"
 CLASS_KEYS = ("class_path", "_class_path")
 # the only instantiator a checkpoint may name: the one LightningCLI writes
 LIGHTNING_INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
