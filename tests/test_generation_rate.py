@@ -30,6 +30,17 @@ def test_smoke_run_times_every_mode_on_the_same_samples(tmp_path: Path) -> None:
     assert f"**{script.verdict(ratio)}**" in text
 
 
+def test_a_rerun_replaces_the_table_and_keeps_the_reading(tmp_path: Path) -> None:
+    script = load_script("generation_rate")
+    markdown = tmp_path / "generation.md"
+    markdown.write_text("# old title\n\n| old | table |\n\n## Reading the table\n\n- kept by hand.\n")
+    script.main(["--smoke", "--markdown", str(markdown)])
+    text = markdown.read_text()
+    assert "| old | table |" not in text and "| mode | format |" in text
+    assert text.endswith("## Reading the table\n\n- kept by hand.\n") and text.count("## Reading") == 1
+    assert script.kept_reading(tmp_path / "absent.md") == ""
+
+
 def test_verdict_says_met_or_missed_and_by_how_much() -> None:
     script = load_script("generation_rate")
     assert script.verdict(6.5) == "met: 6.50x >= 5x (by 1.50x)"
