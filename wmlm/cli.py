@@ -68,7 +68,7 @@ def main(args: list[str] | None = None) -> int:
                 return extra_verb(argv[0])(argv[1:])
             # looked up on this module at call time, so a test may replace ``wmlm.cli.run``;
             # LightningCLI reads sys.argv itself when given None (and warns when given both)
-            run = getattr(sys.modules[__name__], "run")
+            run = sys.modules[__name__].run
             run(argv if args is not None else None, exit_on_error=debug)
             return 0
 

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 from sionna_fixtures import open_scene, private_cache, require_tracing, sionna_plugin  # noqa: F401  # autouse
 from wmlm.cli import main
