@@ -6,7 +6,6 @@ the other extra verbs start without importing Lightning (about 7 s on a 2-core m
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,6 @@ from wmlm.model.checkpoint_io import AtomicCheckpointIO
 from wmlm.model.logger import use_run_logger
 from wmlm.model.prediction_writer import PredictionWriter
 from wmlm.report import comparison_table, results_table
-
-log = logging.getLogger(__name__)
 
 
 class WMLMCLI(LightningCLI):

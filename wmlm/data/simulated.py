@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from wmlm.data.cache import default_cache_dir
 from wmlm.data.datamodule import DeepSenseDataModule
 from wmlm.data.sim.preset import check_presets
-from wmlm.data.sim.writer import STORE_SENSORS
+from wmlm.data.sim.writer import STORE_SENSORS, unstorable_sensors
 from wmlm.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def check_format(format: str, sensors: list[str] | tuple[str, ...]) -> None:
     array store cannot hold."""
     if format not in FORMATS:
         raise ConfigError(f"data.format: expected one of {', '.join(FORMATS)}, got {format!r}")
-    unstorable = [name for name in sensors if name not in STORE_SENSORS]
+    unstorable = unstorable_sensors(sensors)
     if format == "arrays" and unstorable:
         raise ConfigError(
             f"data.sensors: format arrays holds beam power, GPS, blockage and {', '.join(STORE_SENSORS)}, got "

@@ -22,8 +22,8 @@ _LAZY = {
 if TYPE_CHECKING:
     from wmlm.deploy.export import export_onnx
     from wmlm.deploy.online import OnlineAdapter
-    from wmlm.deploy.prequential import prequential_evaluate
     from wmlm.deploy.predictor import Predictor, top_k_beams
+    from wmlm.deploy.prequential import prequential_evaluate
 
 
 def __getattr__(name: str) -> Any:

@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from wmlm.data.sim.generate import SiteJob, parse_shard, plan_jobs, run_jobs, select_shard
 from wmlm.data.sim.preset import PRESETS, check_presets, preset_from_dict
 from wmlm.data.sim.random_sites import random_site
-from wmlm.data.sim.writer import INFO_FILE, SENSORS, STORE_SENSORS, check_sensors
+from wmlm.data.sim.writer import INFO_FILE, SENSORS, STORE_SENSORS, check_sensors, unstorable_sensors
 from wmlm.errors import ConfigError, DataError
 from wmlm.registry import BUILTIN_ENGINE, UnknownNameError, get_data_engine
 
@@ -169,11 +169,15 @@ def split_engine(argv: list[str]) -> tuple[str, list[str]]:
         if item == "--engine":
             engine = next(items, "")
             if not engine or engine.startswith("-"):
-                raise ConfigError("--engine: expected a data engine name (builtin, or one a plugin registers)")
+                raise ConfigError(
+                    "--engine: expected a data engine name (builtin, or one a plugin registers)"
+                )
         elif item.startswith("--engine="):
             engine = item.split("=", 1)[1]
             if not engine:
-                raise ConfigError("--engine: expected a data engine name (builtin, or one a plugin registers)")
+                raise ConfigError(
+                    "--engine: expected a data engine name (builtin, or one a plugin registers)"
+                )
         else:
             rest.append(item)
     return engine, rest
@@ -211,7 +215,7 @@ def synth_command(argv: list[str]) -> int:
     except ValueError as error:
         raise ConfigError(f"--sensors: {error} (or none)") from None
 
-    unstorable = [name for name in sensors if name not in STORE_SENSORS]
+    unstorable = unstorable_sensors(sensors)
     if args.format == "arrays" and unstorable and args.sensors is not None:
         raise ConfigError(
             f"--sensors {args.sensors}: --format arrays writes beam power, GPS, blockage and "
@@ -229,7 +233,7 @@ def synth_command(argv: list[str]) -> int:
     given = None if args.sensors is None else sensors
     for path in args.from_json:
         jobs.append(_from_json(path, given, args.out))
-        unstorable = [name for name in jobs[-1].sensors if name not in STORE_SENSORS]
+        unstorable = unstorable_sensors(jobs[-1].sensors)
         if args.format == "arrays" and unstorable:
             raise ConfigError(
                 f"--from-json {path}: the site records sensors {', '.join(unstorable)}, which --format arrays "

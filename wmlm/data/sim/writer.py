@@ -120,6 +120,11 @@ def check_sensors(sensors: Iterable[str]) -> tuple[str, ...]:
     return tuple(name for name in SENSORS if name in requested)
 
 
+def unstorable_sensors(sensors: Iterable[str]) -> list[str]:
+    """The names in ``sensors`` that the array store cannot hold (not in ``STORE_SENSORS``), in order."""
+    return [name for name in sensors if name not in STORE_SENSORS]
+
+
 def write_scenario_folder(
     sim: SimulatedScenario,
     folder: Path | str,
@@ -247,7 +252,7 @@ def write_store_folder(
     layout and ``wmlm data pack``-ing it would. LiDAR and CSI: write the DeepSense layout and pack it.
     """
     sensors = check_sensors(sensors)
-    unstorable = [name for name in sensors if name not in STORE_SENSORS]
+    unstorable = unstorable_sensors(sensors)
     if unstorable:
         raise ValueError(
             f"sensors {unstorable}: the array store is written with {', '.join(STORE_SENSORS)} only; write the "
