@@ -43,7 +43,8 @@ def test_population_mode_writes_the_table_and_plot(tmp_path: Path) -> None:
     assert "Real sites: X = s1_site00001 + s1_site00002; Y = s1_site00003." in text
     assert plot.stat().st_size > 1000
     # site Y is random site 3 itself: its value is one of the three the percentiles are taken over
-    per_random = [script.statistics(r) for r in script.random_recordings(3, 3, 1)]
+    population = load_script("calibration_population")
+    per_random = [script.statistics(r) for r in population.random_recordings(3, 3, 1)]
     for row in rows:
         values = [s[row.statistic] for s in per_random]
         assert row.real["Y"] == values[2]
@@ -51,7 +52,7 @@ def test_population_mode_writes_the_table_and_plot(tmp_path: Path) -> None:
 
 
 def test_the_gap_is_signed_distance_to_the_range() -> None:
-    script = load_script("sim_calibration")
+    script = load_script("calibration_population")
     row = script.PopulationRow("s", {"A": 0.5}, (1.0, 2.0, 3.0), 2.0, 2.1)
     assert row.gap(0.5) == -0.5 and row.gap(3.25) == 0.25 and row.gap(1.0) == 0.0 and row.gap(2.9) == 0.0
     assert row.ratio == 1.05 and row.pooled_ok
