@@ -9,10 +9,10 @@ held-out real site when the benchmark configuration (``configs/wmlm.yaml``) is t
 epochs on the other three sites (A = scenarios 1, 2; C = 5; D = 6; F = 8, 9), and compares the mean
 over the held-out scenarios with the ``baseline`` variant (the configuration as it is). An idea is one
 variant: a few extra CLI overrides of the same training run (``VARIANTS``), trained with seeds
-0..``--seeds``-1 and scored by the mean over seeds; except the ensemble, which averages the softmax beam
-probabilities of the baseline trained with seeds 0, 1 and 2, window by window (``average_probabilities``),
-and is compared with the mean single baseline model; and ``sim mixed``, whose every epoch also holds as many
-windows of ``--sim-sites`` procedural sites (drawn once under ``WORKDIR/sim``). Verdict: **kept** if the mean top-1 gains at least
+0..``--seeds``-1 and scored by the mean over seeds. ``sim mixed``: every epoch also holds as many windows
+of ``--sim-sites`` procedural sites (drawn once under ``WORKDIR/sim``). The ensembles (``ENSEMBLES``)
+average, window by window, the softmax beam probabilities of their variant (``baseline`` or ``sim mixed``)
+trained with seeds 0, 1 and 2 (``average_probabilities``). Verdict: **kept** if the mean top-1 gains at least
 ``KEEP_TOP1`` without any loss of top-3, else **dropped**. Ideas that cannot change the model's input
 are listed in ``NOT_RUN`` with the reason, and not trained.
 
@@ -47,9 +47,11 @@ from wmlm.deploy.export import load_model  # noqa: E402
 from wmlm.metrics import beam_metrics  # noqa: E402
 
 ENSEMBLE = "ensemble of 3 seeds"
-ENSEMBLE_SEEDS = (0, 1, 2)
+ENSEMBLE_SEEDS = (0, 1, 2)  # the members of an ensemble: its variant trained with these seeds, averaged
 SIM_MIXED = "sim mixed"
-SIM_MIX_SHARE = 0.5  # share of simulated windows in every epoch of ``SIM_MIXED``, as in sim2real.py  # the baseline trained with these seeds, averaged
+SIM_ENSEMBLE = "sim mixed, ensemble of 3 seeds"
+SIM_MIX_SHARE = 0.5  # share of simulated windows in every epoch of ``SIM_MIXED``, as in sim2real.py
+ENSEMBLES = {ENSEMBLE: "baseline", SIM_ENSEMBLE: SIM_MIXED}  # ensemble -> the variant its members train
 KEEP_TOP1 = 0.005  # mean top-1 gain (0.5 points) for a kept idea; top-3 must not drop
 VARIANTS: dict[str, list[str]] = {
     "baseline": [],
@@ -68,6 +70,7 @@ VARIANTS: dict[str, list[str]] = {
     # many simulated sites: every epoch also holds as many windows drawn from procedural sites
     # (``--sim-sites`` of ``--sim-sequences`` passes, drawn under WORKDIR/sim; the options are added in ``run``)
     SIM_MIXED: [],
+    SIM_ENSEMBLE: [],  # SIM_MIXED trained with ENSEMBLE_SEEDS, averaged
 }
 NOT_RUN = {
     "power gain": "a no-op: `BeamModality` normalises every power vector by its own peak "
@@ -135,14 +138,14 @@ def run(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     results: dict[str, dict[str, dict]] = {}  # {variant: {site: {"scores": {scenario: Scores}, ...}}}
     overrides_of = dict(VARIANTS)
-    if SIM_MIXED in split_variants(args.variants):
+    if {SIM_MIXED, SIM_ENSEMBLE} & set(split_variants(args.variants)):
         sim_root = workdir / "sim"
         generate(sim_root, args.sim_sites, args.sim_sequences, args.workers, console)
         overrides_of[SIM_MIXED] = ["--data.mix_root", str(sim_root), "--data.mix_share", str(SIM_MIX_SHARE)]
 
     def trained(variant: str, site: str, held: list[str], others: list[str], seed: int) -> dict:
         run_name = f"{variant}/{site}/{tag}"
-        if variant == SIM_MIXED:
+        if variant == SIM_MIXED:  # the drawn population is part of the run's identity
             run_name += f"/sites{args.sim_sites}/seq{args.sim_sequences}"
         key = run_name + (f"/seed{seed}" if seed else "")
         done = progress.get(key)
@@ -175,12 +178,12 @@ def run(args: argparse.Namespace) -> dict:
             others = [s for s in real if s not in DEV_SITES[site]]
             if not held or not others:
                 continue
-            if variant != ENSEMBLE:
+            if variant not in ENSEMBLES:
                 runs = [trained(variant, site, held, others, seed) for seed in range(args.seeds)]
                 results.setdefault(variant, {})[site] = seeds_mean(runs)
                 continue
-            members = [trained("baseline", site, held, others, seed) for seed in ENSEMBLE_SEEDS]
-            key = f"{ENSEMBLE}/{site}/{tag}"
+            members = [trained(ENSEMBLES[variant], site, held, others, seed) for seed in ENSEMBLE_SEEDS]
+            key = f"{variant}/{site}/{tag}"
             done = progress.get(key)
             if done is None:
                 t0 = time.perf_counter()
@@ -188,9 +191,9 @@ def run(args: argparse.Namespace) -> dict:
                 done = {"members": [m["ckpt"] for m in members], "scores": scores,
                         "seconds": time.perf_counter() - t0 + sum(m["seconds"] for m in members)}  # fmt: skip
                 progress.put(key, done)
-            results.setdefault(ENSEMBLE, {})[site] = done
+            results.setdefault(variant, {})[site] = done
             mean = summary(done["scores"])
-            console.print(f"{ENSEMBLE}, held out {site}: {mean['top1']:.3f} / {mean['top3']:.3f}")
+            console.print(f"{variant}, held out {site}: {mean['top1']:.3f} / {mean['top3']:.3f}")
 
     table = compare(results)
     report = {

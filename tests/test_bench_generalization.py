@@ -97,7 +97,8 @@ def test_sim_mixed_variant_draws_the_procedural_sites_once_and_mixes_them_in(
 ) -> None:
     script = load_script("generalization")
     argv = [
-        "--real-root", str(dev_sites_root), "--variants", "sim mixed", "--held-out", "A", "--sim-sites", "2",
+        "--real-root", str(dev_sites_root), "--variants", "sim mixed,sim mixed, ensemble of 3 seeds",
+        "--held-out", "A", "--sim-sites", "2",
         "--sim-sequences", "3", "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--smoke",
     ]  # fmt: skip
     results = script.main(argv)
@@ -108,5 +109,12 @@ def test_sim_mixed_variant_draws_the_procedural_sites_once_and_mixes_them_in(
     # the run's own saved config carries the mix, so the simulated windows really were in training
     configs = list((tmp_path / "work" / "runs").rglob("config.yaml"))
     assert configs and any(str(sim_root) in c.read_text() for c in configs)
-    key = json.loads((tmp_path / "work" / "progress.jsonl").read_text().splitlines()[0])["key"]
-    assert key == "sim mixed/A/smoke/sites2/seq3"  # another population size is another run
+    keys = [json.loads(line)["key"] for line in (tmp_path / "work" / "progress.jsonl").read_text().splitlines()]
+    assert keys[0] == "sim mixed/A/smoke/sites2/seq3"  # another population size is another run
+    # the ensemble's members are sim mixed models (seed 0 is the row's own run), not baseline ones
+    assert keys[1:] == [f"sim mixed/A/smoke/sites2/seq3/seed{s}" for s in (1, 2)] + [
+        "sim mixed, ensemble of 3 seeds/A/smoke"
+    ]
+    members = results["variants"]["sim mixed, ensemble of 3 seeds"]["sites"]["A"]["members"]
+    assert members[0] == results["variants"]["sim mixed"]["sites"]["A"]["runs"][0]["ckpt"]
+    assert len(set(members)) == 3 and all("sim_mixed" in m for m in members)
