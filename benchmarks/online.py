@@ -52,6 +52,9 @@ OVER_TIME_PASSES = (1, 5, 10, 20, 50, 100)  # passes seen at which the running-a
 Row = dict[str, object]
 
 
+VARIANTS = ("heads", "heads+backbone", "prior", "heads+prior", "heads+backbone+prior")  # of --adapt
+
+
 def pretrain(
     root: Path, scenarios: list[str], workdir: Path, epochs: int, smoke: bool, log: io.TextIOBase
 ) -> str:
@@ -62,9 +65,11 @@ def pretrain(
 def evaluate(
     ckpt: str, stream: list[LabelledSample], variant: str, args: argparse.Namespace
 ) -> PrequentialResult:
-    """One prequential run of ``variant`` (``zero-shot`` or an ``adapt`` value) on the site's stream."""
-    steps = 0 if variant == "zero-shot" else args.steps
-    adapt = "heads" if variant == "zero-shot" else variant
+    """One prequential run of ``variant`` on the site's stream: ``zero-shot``, an ``adapt`` value, or either
+    with ``+prior`` (``prior`` alone: no optimizer steps, the site's beam counts only)."""
+    learner, prior = variant.removesuffix("+prior"), variant.endswith("prior")
+    steps = 0 if learner in ("zero-shot", "prior") else args.steps
+    adapt = "heads" if learner in ("zero-shot", "prior") else learner
     adapter = OnlineAdapter.from_checkpoint(
         ckpt,
         adapt=adapt,
@@ -73,6 +78,7 @@ def evaluate(
         batch_size=args.batch_size,
         lr=args.lr,
         seed=args.seed,
+        site_prior=args.site_prior if prior else None,
     )
     return prequential_evaluate(adapter, stream, label_delay=args.label_delay)
 
@@ -212,7 +218,15 @@ def main(argv: list[str] | None = None) -> list[Row]:
         "--pretrained", nargs="*", default=[], help="SITE=CKPT trained without SITE (skips pretraining)"
     )
     parser.add_argument("--epochs", type=int, default=10, help="pretraining epochs (model.adapt_epochs)")
-    parser.add_argument("--adapt", default="heads,heads+backbone", help="comma list of online variants")
+    parser.add_argument(
+        "--adapt",
+        default="heads,heads+backbone",
+        help="comma list of online variants: heads, heads+backbone, prior (site beam counts only, no steps), "
+        "or heads / heads+backbone with +prior",
+    )
+    parser.add_argument(
+        "--site-prior", type=float, default=50.0, help="pseudo-counts of the model in the +prior variants"
+    )
     parser.add_argument("--steps", type=int, default=20, help="optimizer steps per ended pass")
     parser.add_argument("--buffer", type=int, default=2048, help="replay buffer capacity in windows")
     parser.add_argument("--batch-size", type=int, default=64, help="windows per optimizer step")
@@ -236,6 +250,9 @@ def main(argv: list[str] | None = None) -> list[Row]:
     if args.smoke:
         args.steps, args.batch_size = min(args.steps, 2), min(args.batch_size, 8)
 
+    bad = [v for v in args.adapt.split(",") if v not in VARIANTS]
+    if bad:
+        parser.error(f"--adapt: unknown variant(s) {bad}; choose from {', '.join(VARIANTS)}")
     log = io.StringIO()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

@@ -29,6 +29,10 @@ the model was pretrained into, and a few passes of one site are too little to mo
 beam head's loss is used (the sweep gives best beams, nothing else); with ``heads+backbone`` other heads
 see a changed trunk without being retrained.
 
+``site_prior`` (pseudo-counts, e.g. 50) also keeps ``wmlm.deploy.site_prior.SiteBeamPrior``: counts of where
+this site's best beam went from each beam, learned from every window of each ended pass (with or without
+optimizer steps) and blended into every prediction; the served beams and ``scores`` are then the blend's.
+
 The replay buffer and the windows it holds live in ``wmlm.deploy.replay``; they are re-exported here.
 """
 
@@ -48,6 +52,7 @@ from torch import Tensor
 
 from wmlm.beams import NUM_BEAMS
 from wmlm.deploy.replay import BEAM_TARGET, BufferPolicy, ReplayBuffer, Window, collate_windows
+from wmlm.deploy.site_prior import SiteBeamPrior
 from wmlm.errors import ConfigError
 from wmlm.model.wmlm import WMLM
 
@@ -92,7 +97,8 @@ class Prediction:
         index: the sample the prediction was made at (the last past step of its window).
         beams: ``[F, k] int64`` codebook beams (1-based, as in the DeepSense files and ``wmlm.deploy.Predictor``),
             best first; row ``j`` is sample ``index + j + 1``.
-        scores: ``[F, 64] float32`` the beam head's logits (element ``i`` is beam ``i + 1``).
+        scores: ``[F, 64] float32`` the beam head's logits (element ``i`` is beam ``i + 1``); with a site
+            prior, the log of the blended probabilities.
     """
 
     index: int
@@ -146,6 +152,9 @@ class OnlineAdapter:
         augment: apply the model's training augmentations (e.g. ``BeamFlip``) to update batches; off by
             default, since the point is to learn this site's own geometry.
         seed: seed of buffer sampling and of dropout during updates.
+        site_prior: pseudo-counts of the model's prediction in a per-site count posterior
+            (``SiteBeamPrior``); None: serve the model's prediction alone. Needs a ``beam_power`` modality,
+            whose last past step's strongest beam is the "beam now" the counts are kept for.
     """
 
     def __init__(
@@ -161,6 +170,7 @@ class OnlineAdapter:
         top_k: int = 3,
         augment: bool = False,
         seed: int = 0,
+        site_prior: float | None = None,
     ) -> None:
         if adapt not in ("heads", "heads+backbone"):
             raise ConfigError(f"online adaptation: adapt must be 'heads' or 'heads+backbone', got {adapt!r}")
@@ -190,6 +200,8 @@ class OnlineAdapter:
         self.late_labels = 0  # labels that arrived after their pass ended (unused)
         self.updates: list[UpdateReport] = []
         self._pass: _Pass | None = None
+        self.prior = SiteBeamPrior(self.future, site_prior) if site_prior is not None else None
+        self._power = _power_modality(self.model) if site_prior is not None else None
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, **options: Any) -> OnlineAdapter:
@@ -223,6 +235,9 @@ class OnlineAdapter:
         batch = _stack(history)
         with torch.inference_mode():
             scores = self.model(batch)[self.head_name][0]  # [F, 64]
+        now = self._beam_now(step)
+        if self.prior is not None and now is not None:
+            scores = self.prior.posterior(now, scores.softmax(-1)).log()
         beams = scores.topk(self.top_k, dim=-1).indices + 1
         return Prediction(step.index, beams, scores)
 
@@ -250,6 +265,8 @@ class OnlineAdapter:
             windows = self._with_hidden(windows)
         for window in windows:
             self.buffer.add(window)
+        if self.prior is not None and ended is not None:
+            self._count(ended)
         losses = [self._step() for _ in range(self.steps_per_pass if len(self.buffer) else 0)]
         report = UpdateReport(
             self.passes_ended,
@@ -263,13 +280,17 @@ class OnlineAdapter:
         self.updates.append(report)
         return report
 
-    def _windows(self, ended: _Pass) -> list[Window]:
+    def _learnable(self, ended: _Pass) -> list[list[_Step]]:
+        """The ``past + future`` steps of every window of ``ended`` inside one run, all futures observed."""
         steps, span = ended.steps, self.past + self.future
+        chunks = [steps[first : first + span] for first in range(len(steps) - span + 1)]
+        return [
+            c for c in chunks if c[0].run == c[-1].run and all(s.beam is not None for s in c[self.past :])
+        ]
+
+    def _windows(self, ended: _Pass) -> list[Window]:
         windows = []
-        for first in range(len(steps) - span + 1):
-            chunk = steps[first : first + span]
-            if chunk[0].run != chunk[-1].run or any(s.beam is None for s in chunk[self.past :]):
-                continue
+        for chunk in self._learnable(ended):
             batch = _stack(chunk[: self.past])
             windows.append(
                 Window(
@@ -281,6 +302,18 @@ class OnlineAdapter:
                 )
             )
         return windows
+
+    def _beam_now(self, step: _Step) -> int | None:
+        """The strongest beam (0-based) of ``step``'s sweep; None without a prior or a sweep."""
+        if self._power is None or not step.mask[self._power]:
+            return None
+        return int(step.inputs[self._power].argmax())
+
+    def _count(self, ended: _Pass) -> None:
+        for chunk in self._learnable(ended):  # the windows the buffer gets
+            now = self._beam_now(chunk[self.past - 1])
+            if now is not None:
+                self.prior.add(now, torch.tensor([s.beam for s in chunk[self.past :]]))  # type: ignore[union-attr]
 
     @property
     def _keeps_hidden(self) -> bool:
@@ -365,6 +398,16 @@ def _stack(steps: list[_Step]) -> dict[str, Any]:
     batch: dict[str, Any] = {m: torch.stack([s.inputs[m] for s in steps])[None] for m in names}
     batch["mask"] = {m: torch.tensor([[s.mask[m] for s in steps]]) for m in names}
     return batch
+
+
+def _power_modality(model: WMLM) -> str:
+    """The name of the model's modality that reads beam power (``field == "beam_power"``)."""
+    names = [n for n, m in model.modality_specs.items() if m.field == "beam_power"]
+    if not names:
+        raise ConfigError(
+            f"online adaptation: site_prior needs a beam-power modality; the model's are {list(model.modality_specs)}"
+        )
+    return names[0]
 
 
 def _beam_head(model: WMLM) -> str:
