@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from sim_calibration import CHANGE_BINS, TOLERANCE, Recording, pool, real_recordings, statistics  # noqa: E402
+from sim_calibration import CHANGE_BINS, TOLERANCE, Recording, pool, publish, real_recordings, statistics  # noqa: E402
 
 # the real development sites: site letter -> its DeepSense scenarios (pooled into one recording)
 REAL_SITES = "A=scenario1+scenario2,C=scenario5,D=scenario6,F=scenario8+scenario9"
@@ -202,10 +202,7 @@ def run_population(args: argparse.Namespace, command: str) -> list[PopulationRow
         f"in {seconds:.0f} s on one core. Made by `{command}`."
     )
     text = population_markdown(rows, histogram_distance(real, randoms), sites, header)
-    print(text)
-    if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(text)
+    publish(text, args.markdown)
     if args.plot:
         population_plot(rows, randoms, args.plot)
     return rows

@@ -190,6 +190,14 @@ def plot(real: dict, sim: dict, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def publish(text: str, markdown: Path | None) -> None:
+    """Print the table and, with ``--markdown``, write it there."""
+    print(text)
+    if markdown:
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        markdown.write_text(text)
+
+
 def main(argv: list[str] | None = None) -> list:
     sys.path.insert(0, str(Path(__file__).parent))
     from calibration_population import REAL_SITES, run_population
@@ -215,10 +223,7 @@ def main(argv: list[str] | None = None) -> list:
     rows = compare(real, sim)
     per_source = [(r.name, statistics(r)) for r in [*real_parts, *sim_parts]]
     text = markdown(rows, per_source, command)
-    print(text)
-    if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(text)
+    publish(text, args.markdown)
     if args.plot:
         plot(real, sim, args.plot)
     return rows
