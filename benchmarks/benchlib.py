@@ -268,6 +268,24 @@ def report(
     markdown.write_text("\n".join(lines))
 
 
+ONLINE_VARIANTS = ("heads", "heads+backbone", "prior", "heads+prior", "heads+backbone+prior")
+
+
+def online_options(variant: str, steps_per_pass: int, site_prior: float) -> dict[str, object]:
+    """``OnlineAdapter`` options of one online variant: ``zero-shot``, an ``adapt`` value (``heads``,
+    ``heads+backbone``), either with ``+prior``, or ``prior`` alone (the site's beam counts, no optimizer
+    steps; ``site_prior`` pseudo-counts of the model, ``wmlm.deploy.site_prior``)."""
+    if variant not in ("zero-shot", *ONLINE_VARIANTS):
+        raise ValueError(f"unknown online variant {variant!r}; choose from {', '.join(ONLINE_VARIANTS)}")
+    learner, prior = variant.removesuffix("+prior"), variant.endswith("prior")
+    gradient_free = learner in ("zero-shot", "prior")
+    return {
+        "adapt": "heads" if gradient_free else learner,
+        "steps_per_pass": 0 if gradient_free else steps_per_pass,
+        "site_prior": site_prior if prior else None,
+    }
+
+
 def site_stream(ckpt: str | Path, root: Path, scenarios: Sequence[str]) -> list:
     """Every sample of the scenarios of one site under ``root``, in file order, as one prequential stream
     (``wmlm.deploy.prequential.scenario_stream``: ``list[LabelledSample]``), with the fields the

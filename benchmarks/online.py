@@ -35,7 +35,16 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from benchlib import SMOKE_ARGS, SMOKE_MODEL, WMLM_CONFIG, report, site_stream, train  # noqa: E402
+from benchlib import (  # noqa: E402
+    ONLINE_VARIANTS,
+    SMOKE_ARGS,
+    SMOKE_MODEL,
+    WMLM_CONFIG,
+    online_options,
+    report,
+    site_stream,
+    train,
+)
 
 from wmlm.data.simulated import DEFAULT_PRESETS, ensure_simulated  # noqa: E402
 from wmlm.deploy.online import OnlineAdapter  # noqa: E402
@@ -52,9 +61,6 @@ OVER_TIME_PASSES = (1, 5, 10, 20, 50, 100)  # passes seen at which the running-a
 Row = dict[str, object]
 
 
-VARIANTS = ("heads", "heads+backbone", "prior", "heads+prior", "heads+backbone+prior")  # of --adapt
-
-
 def pretrain(
     root: Path, scenarios: list[str], workdir: Path, epochs: int, smoke: bool, log: io.TextIOBase
 ) -> str:
@@ -67,18 +73,13 @@ def evaluate(
 ) -> PrequentialResult:
     """One prequential run of ``variant`` on the site's stream: ``zero-shot``, an ``adapt`` value, or either
     with ``+prior`` (``prior`` alone: no optimizer steps, the site's beam counts only)."""
-    learner, prior = variant.removesuffix("+prior"), variant.endswith("prior")
-    steps = 0 if learner in ("zero-shot", "prior") else args.steps
-    adapt = "heads" if learner in ("zero-shot", "prior") else learner
     adapter = OnlineAdapter.from_checkpoint(
         ckpt,
-        adapt=adapt,
-        steps_per_pass=steps,
         buffer_windows=args.buffer,
         batch_size=args.batch_size,
         lr=args.lr,
         seed=args.seed,
-        site_prior=args.site_prior if prior else None,
+        **online_options(variant, args.steps, args.site_prior),
     )
     return prequential_evaluate(adapter, stream, label_delay=args.label_delay)
 
@@ -250,9 +251,9 @@ def main(argv: list[str] | None = None) -> list[Row]:
     if args.smoke:
         args.steps, args.batch_size = min(args.steps, 2), min(args.batch_size, 8)
 
-    bad = [v for v in args.adapt.split(",") if v not in VARIANTS]
+    bad = [v for v in args.adapt.split(",") if v not in ONLINE_VARIANTS]
     if bad:
-        parser.error(f"--adapt: unknown variant(s) {bad}; choose from {', '.join(VARIANTS)}")
+        parser.error(f"--adapt: unknown variant(s) {bad}; choose from {', '.join(ONLINE_VARIANTS)}")
     log = io.StringIO()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,10 +9,14 @@ strides 1 and 2; ``benchlib.SAME_AUGMENTATIONS``), on all scenario folders under
 scenario folder under ``B``, which nothing saw before.
 
 ``--online`` adds ``wmlm_online``: the same trained wmlm checkpoint, adapted while serving each test
-scenario on its own (``wmlm.deploy.OnlineAdapter``, ``--online-adapt``; 20 optimizer steps after each
-vehicle pass, FIFO replay of 2048 windows; best beams observed 3 samples late) and scored prequentially
-(``wmlm.deploy.prequential``: every window is scored before anything from it or later is learned, the
-first pass included). It prints the update time per pass against the passes' real-time duration at 10 Hz.
+scenario on its own (``wmlm.deploy.OnlineAdapter``) and scored prequentially (``wmlm.deploy.prequential``:
+every window is scored before anything from it or later is learned, the first pass included; best beams
+observed 3 samples late). ``--online-adapt`` says what learns: by default ``prior``, the site's own beam
+transitions counted after each vehicle pass and blended with the model (``wmlm.deploy.site_prior``, 50
+pseudo-counts; the best online variant on the development sites, ``docs/results/online.md``); ``heads`` or
+``heads+backbone`` take 20 optimizer steps after each pass on a FIFO replay of 2048 windows, alone or with
+``+prior``. With ``--mix-sites`` the mixed model is adapted the same way (``wmlm_mixed_online``). It prints
+the update time per pass against the passes' real-time duration at 10 Hz.
 
 ``--mix-sites N`` adds ``wmlm_mixed``: the same wmlm configuration trained on A mixed with N procedural
 sites of the built-in simulator (``wmlm data synth --random-sites N``, array store, 16 passes each; half
@@ -40,6 +44,7 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).parent))
 from benchlib import (  # noqa: E402
     GRU_CONFIG,
+    ONLINE_VARIANTS,
     SAME_AUGMENTATIONS,
     SMOKE_ARGS,
     SMOKE_MODEL,
@@ -47,6 +52,7 @@ from benchlib import (  # noqa: E402
     WMLM_CONFIG,
     Scores,
     machine,
+    online_options,
     rich_table,
     site_stream,
     test,
@@ -64,13 +70,17 @@ TRAINED = (
 )
 # online adaptation as measured in docs/results/online.md (benchmarks/online.py's defaults)
 ONLINE = {"steps_per_pass": 20, "buffer_windows": 2048, "batch_size": 64, "lr": 3e-4, "seed": 0}
+SITE_PRIOR = 50.0  # pseudo-counts of the model in the site prior (best of 2-200 on the development sites)
 LABEL_DELAY = 3  # samples until a sweep's best beam reaches the adapter
 MIX_SEQUENCES, MIX_SHARE = 16, 0.5  # --mix-sites: passes per procedural site, simulated share of an epoch
 
 
-def online_scores(ckpt: str, root: Path, scenario: str, adapt: str, smoke: bool, console: Console) -> Scores:
-    """Prequential top-1/top-3 per future step and DBA of ``ckpt`` adapted online on ``scenario`` alone
-    (a fresh adapter per scenario); prints the update time per pass against the pass duration."""
+def online_scores(
+    name: str, ckpt: str, root: Path, scenario: str, variant: str, smoke: bool, console: Console
+) -> Scores:
+    """Prequential top-1/top-3 per future step and DBA of ``ckpt`` adapted online (``variant``, one of
+    ``ONLINE_VARIANTS``) on ``scenario`` alone (a fresh adapter per scenario); prints the update time per
+    pass against the pass duration under ``name``."""
     from wmlm.deploy.online import OnlineAdapter
     from wmlm.deploy.prequential import prequential_evaluate
 
@@ -78,11 +88,12 @@ def online_scores(ckpt: str, root: Path, scenario: str, adapt: str, smoke: bool,
     if smoke:
         options["steps_per_pass"] = min(options["steps_per_pass"], 2)
         options["batch_size"] = min(options["batch_size"], 8)
-    adapter = OnlineAdapter.from_checkpoint(ckpt, adapt=adapt, **options)
+    options.update(online_options(variant, options.pop("steps_per_pass"), SITE_PRIOR))
+    adapter = OnlineAdapter.from_checkpoint(ckpt, **options)
     result = prequential_evaluate(adapter, site_stream(ckpt, root, [scenario]), label_delay=LABEL_DELAY)
     summary = result.summary()
     console.print(
-        f"wmlm_online {scenario}: {summary['windows']} windows, {summary['passes']} passes; update "
+        f"{name} {scenario}: {summary['windows']} windows, {summary['passes']} passes; update "
         f"{summary['update_s_per_pass']:.3f} s per pass (mean; max {summary['update_s_max']:.3f} s) against "
         f"a pass duration of {summary['pass_s_mean']:.1f} s (mean, 10 Hz); "
         f"{100 * summary['passes_over_budget']:.0f} % of passes over budget; "  # type: ignore[operator]
@@ -104,9 +115,10 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument(
         "--online-adapt",
-        choices=("heads", "heads+backbone"),
-        default="heads+backbone",
-        help="what learns online with --online (default heads+backbone; encoders never learn)",
+        choices=ONLINE_VARIANTS,
+        default="prior",
+        help="what learns online with --online: prior (the site's beam counts, no optimizer steps; default), "
+        "heads or heads+backbone (20 steps per pass; encoders never learn), either with +prior",
     )
     parser.add_argument(
         "--mix-sites",
@@ -153,9 +165,11 @@ def main(argv: list[str] | None = None) -> dict:
                 )
                 for s in test_scenarios
             }
-            if name == "wmlm" and args.online:
-                results["wmlm_online"] = {
-                    s: online_scores(ckpt, args.test_root, s, args.online_adapt, args.smoke, console)
+            if name in ("wmlm", "wmlm_mixed") and args.online:
+                results[f"{name}_online"] = {
+                    s: online_scores(
+                        f"{name}_online", ckpt, args.test_root, s, args.online_adapt, args.smoke, console
+                    )
                     for s in test_scenarios
                 }
         for name, class_path in UNTRAINED.items():

@@ -83,6 +83,8 @@ def test_online_without_updates_scores_the_same_windows_as_the_offline_test(
             "--test-root",
             str(tmp_path / "unseen"),
             "--online",
+            "--online-adapt",
+            "heads",
             "--smoke",
         ]
     )
@@ -99,8 +101,10 @@ def test_mix_sites_adds_wmlm_trained_on_real_and_procedural_sites(
     write_scenario(tmp_path / "unseen" / "siteZ", seed=3)
     roots = ["--train-root", str(tmp_path / "train"), "--test-root", str(tmp_path / "unseen")]
     work = tmp_path / "work"
-    results = zero_shot().main([*roots, "--mix-sites", "2", "--workdir", str(work), "--smoke"])
-    assert {"wmlm", "wmlm_mixed"} <= set(results) and set(results["wmlm_mixed"]) == {"siteZ"}
+    results = zero_shot().main([*roots, "--mix-sites", "2", "--workdir", str(work), "--online", "--smoke"])
+    assert {"wmlm", "wmlm_mixed", "wmlm_online", "wmlm_mixed_online"} <= set(results)
+    assert set(results["wmlm_mixed"]) == set(results["wmlm_mixed_online"]) == {"siteZ"}
+    assert "wmlm_mixed_online siteZ:" in capsys.readouterr().out
     assert sorted(p.name for p in (work / "sim").glob("s0_site*")) == ["s0_site00001", "s0_site00002"]
     # the mixed model's run was configured with the procedural sites as its mix pool; the plain one was not
     mixed = next((work / "wmlm_mixed").rglob("config.yaml")).read_text()
@@ -110,3 +114,39 @@ def test_mix_sites_adds_wmlm_trained_on_real_and_procedural_sites(
     with pytest.raises(SystemExit):
         zero_shot().main([*roots, "--mix-sites", "-1"])
     assert "--mix-sites: expected a number of sites >= 0, got -1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("variant", "expected"),
+    [
+        (None, {"adapt": "heads", "steps_per_pass": 0, "site_prior": 50.0}),  # the default: the site prior
+        ("heads+backbone+prior", {"adapt": "heads+backbone", "steps_per_pass": 2, "site_prior": 50.0}),
+        ("heads", {"adapt": "heads", "steps_per_pass": 2, "site_prior": None}),
+    ],
+)
+def test_online_variant_configures_the_adapter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variant: str | None, expected: dict
+) -> None:
+    """``--online-adapt`` reaches the adapter: prior alone takes no optimizer step and keeps site counts."""
+    from wmlm.deploy.online import OnlineAdapter
+
+    write_scenario(tmp_path / "train" / "siteA1", seed=1)
+    write_scenario(tmp_path / "unseen" / "siteZ", seed=3)
+    built: list[OnlineAdapter] = []
+    original = OnlineAdapter.from_checkpoint.__func__  # type: ignore[attr-defined]
+
+    def spy(cls: type[OnlineAdapter], checkpoint: str, **options: object) -> OnlineAdapter:
+        built.append(original(cls, checkpoint, **options))
+        return built[-1]
+
+    monkeypatch.setattr(OnlineAdapter, "from_checkpoint", classmethod(spy))
+    roots = ["--train-root", str(tmp_path / "train"), "--test-root", str(tmp_path / "unseen")]
+    choice = ["--online-adapt", variant] if variant else []
+    zero_shot().main([*roots, "--online", *choice, "--smoke"])
+    (adapter,) = built
+    assert adapter.adapt == expected["adapt"] and adapter.steps_per_pass == expected["steps_per_pass"]
+    if expected["site_prior"] is None:
+        assert adapter.prior is None
+    else:
+        assert adapter.prior is not None and adapter.prior.weight == expected["site_prior"]
+        assert adapter.prior.counts.sum() > 0  # it counted the site's ended passes
