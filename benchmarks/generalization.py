@@ -203,7 +203,9 @@ def run(args: argparse.Namespace) -> dict:
         "command": "python benchmarks/generalization.py " + " ".join(args.argv),
         "settings": {k: str(v) for k, v in vars(args).items() if k != "argv"},
         "not_run": NOT_RUN,
-        "variants": {v: {"overrides": overrides_of[v], "sites": per, **table[v]} for v, per in results.items()},
+        "variants": {
+            v: {"overrides": overrides_of[v], "sites": per, **table[v]} for v, per in results.items()
+        },
     }
     if args.out:
         write(report, args.out, console)
@@ -289,7 +291,9 @@ def main(argv: list[str] | None = None) -> dict:
         "--seeds", type=int, default=1, help="training seeds 0..N-1 per variant; scores are their mean"
     )
     parser.add_argument("--sim-sites", type=int, default=1000, help=f"procedural sites of '{SIM_MIXED}'")
-    parser.add_argument("--sim-sequences", type=int, default=16, help=f"vehicle passes per site of '{SIM_MIXED}'")
+    parser.add_argument(
+        "--sim-sequences", type=int, default=16, help=f"vehicle passes per site of '{SIM_MIXED}'"
+    )
     parser.add_argument("--workers", type=int, default=1, help="processes drawing the procedural sites")
     parser.add_argument("--workdir", type=Path, required=True, help="checkpoints and progress.jsonl")
     parser.add_argument("--out", type=Path, help="folder for generalization.md/.json")

@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from benchlib import SMOKE_ARGS, WMLM_CONFIG, Scores, machine, mean_scores, test, train  # noqa: E402
 from real_deepsense import DEV_SITES  # noqa: E402
 
-from wmlm.data.deepsense import find_scenarios  # noqa: E402
 from wmlm.cli import main as wmlm_main  # noqa: E402
+from wmlm.data.deepsense import find_scenarios  # noqa: E402
 
 SEED = 0  # the procedural population
 LOSO_VARIANTS = ("real only", "sim pretrained + real", "real + sim mixed")
@@ -102,7 +102,9 @@ def pretrain_args(preset: str, steps: int, smoke: bool) -> list[str]:
     ]  # fmt: skip
 
 
-def test_real(ckpt: str, real_root: Path, scenarios: list[str], out: Path, extra: list[str], log: io.StringIO) -> dict:
+def test_real(
+    ckpt: str, real_root: Path, scenarios: list[str], out: Path, extra: list[str], log: io.StringIO
+) -> dict:
     """``{scenario: scores}`` of ``ckpt`` on every window of each real scenario."""
     return {
         s: test(WMLM_CONFIG, real_root, s, out / s, [*extra, "--ckpt_path", ckpt], log) for s in scenarios
@@ -141,7 +143,9 @@ def run(args: argparse.Namespace) -> dict:
             done = progress.get(key)
             if done is None:
                 t0 = time.perf_counter()
-                ckpt = train(WMLM_CONFIG, sim_root, out, pretrain_args(preset, args.steps, args.smoke), log, names[:n])
+                ckpt = train(
+                    WMLM_CONFIG, sim_root, out, pretrain_args(preset, args.steps, args.smoke), log, names[:n]
+                )
                 scores = test_real(ckpt, args.real_root, real_scenarios, out / "test", smoke, log)
                 done = {"ckpt": ckpt, "scores": scores, "seconds": time.perf_counter() - t0}
                 progress.put(key, done)
@@ -152,7 +156,11 @@ def run(args: argparse.Namespace) -> dict:
     loso: dict[str, dict[str, Scores]] = {}
     loso_preset = args.loso_preset or presets[-1]
     pretrained = checkpoints.get((loso_preset, args.loso_sites))
-    epochs = ["--model.adapt_epochs", str(args.loso_epochs)] if not args.smoke else [*SMOKE_ARGS, "--model.preset", loso_preset, "--model.embed_dim", "16"]
+    epochs = (
+        ["--model.adapt_epochs", str(args.loso_epochs)]
+        if not args.smoke
+        else [*SMOKE_ARGS, "--model.preset", loso_preset, "--model.embed_dim", "16"]
+    )
     variants = {
         "real only": [],
         "sim pretrained + real": ["--model.init_from", str(pretrained)] if pretrained else None,
@@ -167,7 +175,9 @@ def run(args: argparse.Namespace) -> dict:
         for variant in _names(args.loso_variants):
             extra = variants[variant]
             if extra is None:
-                console.print(f"{variant}: no model pretrained on {args.loso_sites} sites with {loso_preset}; skipped")
+                console.print(
+                    f"{variant}: no model pretrained on {args.loso_sites} sites with {loso_preset}; skipped"
+                )
                 continue
             key = f"loso/{loso_preset}/{variant}/{site}/epochs{args.loso_epochs}"
             if variant != "real only":
@@ -183,7 +193,9 @@ def run(args: argparse.Namespace) -> dict:
                         "seconds": time.perf_counter() - t0}  # fmt: skip
                 progress.put(key, done)
             loso.setdefault(variant, {}).update(done["scores"])
-            console.print(f"LOSO {variant}, held out {site}: {summary(done['scores'])} ({done['seconds']:.0f} s)")
+            console.print(
+                f"LOSO {variant}, held out {site}: {summary(done['scores'])} ({done['seconds']:.0f} s)"
+            )
 
     results = {
         "date": str(datetime.date.today()),
@@ -222,7 +234,9 @@ def write(results: dict, args: argparse.Namespace, console: Console) -> None:
     for preset, per_n in results["zero_shot"].items():
         for n, done in per_n.items():
             mean = summary(done["scores"])
-            lines.append(f"| {preset} | {n} | {mean['top1']:.3f} | {mean['top3']:.3f} | {done['seconds']:.0f} |")
+            lines.append(
+                f"| {preset} | {n} | {mean['top1']:.3f} | {mean['top3']:.3f} | {done['seconds']:.0f} |"
+            )
     if results["loso"]:
         lines += [
             "",
@@ -254,9 +268,16 @@ def plot(results: dict, path: Path) -> None:
     for ax, metric in zip(axes, ("top1", "top3")):
         for preset, per_n in results["zero_shot"].items():
             ns = [int(n) for n in per_n]
-            ax.plot(ns, [summary(d["scores"])[metric] for d in per_n.values()], marker="o", label=f"{preset}, zero-shot")
+            ax.plot(
+                ns,
+                [summary(d["scores"])[metric] for d in per_n.values()],
+                marker="o",
+                label=f"{preset}, zero-shot",
+            )
         if "real only" in results["loso"]:
-            ax.axhline(summary(results["loso"]["real only"])[metric], ls="--", c="k", lw=1, label="real only (LOSO)")
+            ax.axhline(
+                summary(results["loso"]["real only"])[metric], ls="--", c="k", lw=1, label="real only (LOSO)"
+            )
         ax.set_xscale("log")
         ax.set_xlabel("procedural pretraining sites N")
         ax.set_ylabel(f"{metric} on real sites (mean of 3 steps)")
@@ -267,22 +288,32 @@ def plot(results: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--real-root", type=Path, required=True, help="folder of the real development scenarios")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--real-root", type=Path, required=True, help="folder of the real development scenarios"
+    )
     parser.add_argument("--sites", default="10,100,1000", help="comma-separated population sizes N")
     parser.add_argument("--presets", default="tiny,small", help="comma-separated model sizes")
     parser.add_argument("--steps", type=int, default=2000, help="optimizer steps of every pretraining run")
     parser.add_argument("--sequences", type=int, default=16, help="vehicle passes per procedural site")
     parser.add_argument("--workers", type=int, default=2, help="processes drawing sites")
-    parser.add_argument("--loso-sites", type=int, default=1000, help="N of the pretrained model fine-tuned in (b)")
+    parser.add_argument(
+        "--loso-sites", type=int, default=1000, help="N of the pretrained model fine-tuned in (b)"
+    )
     parser.add_argument("--loso-preset", help="model size of (b) (default: the last of --presets)")
     parser.add_argument("--loso-epochs", type=int, default=8, help="epochs of every run of (b)")
     parser.add_argument("--loso-held-out", help="comma-separated sites held out in (b) (default: A,C,D,F)")
     parser.add_argument("--loso-variants", default=",".join(LOSO_VARIANTS), help="which of (b)'s variants")
-    parser.add_argument("--mix-share", type=float, default=0.5, help="share of simulated windows in (b)'s mix")
+    parser.add_argument(
+        "--mix-share", type=float, default=0.5, help="share of simulated windows in (b)'s mix"
+    )
     parser.add_argument("--out", type=Path, help="folder for sim2real.md/.json/.png")
     parser.add_argument("--workdir", type=Path, required=True, help="procedural sites, checkpoints, progress")
-    parser.add_argument("--smoke", action="store_true", help="seconds-long run for tests; numbers meaningless")
+    parser.add_argument(
+        "--smoke", action="store_true", help="seconds-long run for tests; numbers meaningless"
+    )
     args = parser.parse_args(argv)
     unknown = [v for v in _names(args.loso_variants) if v not in LOSO_VARIANTS]
     if unknown:

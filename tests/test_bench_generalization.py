@@ -109,7 +109,9 @@ def test_sim_mixed_variant_draws_the_procedural_sites_once_and_mixes_them_in(
     # the run's own saved config carries the mix, so the simulated windows really were in training
     configs = list((tmp_path / "work" / "runs").rglob("config.yaml"))
     assert configs and any(str(sim_root) in c.read_text() for c in configs)
-    keys = [json.loads(line)["key"] for line in (tmp_path / "work" / "progress.jsonl").read_text().splitlines()]
+    keys = [
+        json.loads(line)["key"] for line in (tmp_path / "work" / "progress.jsonl").read_text().splitlines()
+    ]
     assert keys[0] == "sim mixed/A/smoke/sites2/seq3"  # another population size is another run
     # the ensemble's members are sim mixed models (seed 0 is the row's own run), not baseline ones
     assert keys[1:] == [f"sim mixed/A/smoke/sites2/seq3/seed{s}" for s in (1, 2)] + [

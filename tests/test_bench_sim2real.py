@@ -43,10 +43,19 @@ def test_sim2real_script_tables_zero_shot_and_loso_and_resumes(dev_sites_root: P
     assert len((tmp_path / "work" / "progress.jsonl").read_text().splitlines()) == len(lines) + 1
 
 
-def test_sim2real_refuses_unknown_variants(dev_sites_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sim2real_refuses_unknown_variants(
+    dev_sites_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as raised:
         load_script("sim2real").main(
-            ["--real-root", str(dev_sites_root), "--workdir", str(tmp_path), "--loso-variants", "real only,magic"]
+            [
+                "--real-root",
+                str(dev_sites_root),
+                "--workdir",
+                str(tmp_path),
+                "--loso-variants",
+                "real only,magic",
+            ]
         )
     assert raised.value.code == 2
     assert "unknown ['magic']" in capsys.readouterr().err

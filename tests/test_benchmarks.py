@@ -175,7 +175,9 @@ def test_edge_finetune_script_tables_accuracy_against_fine_tuning_windows(tmp_pa
         (4, "encoders frozen"),
         (4, "heads only"),
     ]
-    with pytest.raises(CheckpointError, match="missing.ckpt does not exist"):  # the given checkpoint is what gets loaded
+    with pytest.raises(
+        CheckpointError, match="missing.ckpt does not exist"
+    ):  # the given checkpoint is what gets loaded
         script.main([*site_b, "--pretrained", f"B={tmp_path / 'missing.ckpt'}", "--smoke"])
 
 

@@ -47,7 +47,10 @@ def _plugin(engine: object) -> types.ModuleType:
 def test_split_engine() -> None:
     assert split_engine(["--out", "x"]) == ("builtin", ["--out", "x"])
     assert split_engine(["--engine", "fake", "--out", "x"]) == ("fake", ["--out", "x"])
-    assert split_engine(["--out", "x", "--engine=fake", "--seed", "1"]) == ("fake", ["--out", "x", "--seed", "1"])
+    assert split_engine(["--out", "x", "--engine=fake", "--seed", "1"]) == (
+        "fake",
+        ["--out", "x", "--seed", "1"],
+    )
     with pytest.raises(ConfigError, match="--engine: expected a data engine name"):
         split_engine(["--engine"])
     with pytest.raises(ConfigError, match="--engine: expected a data engine name"):
@@ -78,7 +81,10 @@ def test_engine_without_synth_or_taking_builtin_marks_the_plugin_failed() -> Non
         with pytest.warns(UserWarning):
             records = {r.name: r for r in registry.load_plugins().records}
         assert records["bad-engine"].status == "failed" and "synth" in records["bad-engine"].error
-        assert records["taken-engine"].status == "failed" and "duplicate data engine" in records["taken-engine"].error
+        assert (
+            records["taken-engine"].status == "failed"
+            and "duplicate data engine" in records["taken-engine"].error
+        )
         assert registry.data_engine_names() == ["builtin"]
     finally:
         registry.unregister_plugin("bad-engine")

@@ -60,4 +60,11 @@ def test_modes_pass_the_options_of_each_path() -> None:
     ]
     assert script.synth_args(fast, 3, 2, 0)[-4:] == ["--format", "arrays", "--workers", "2"]
     assert "--sensors" not in script.synth_args(arrays, 3, 2, 0)  # the store's default: no sensor
-    assert script.synth_args(camera, 3, 2, 0)[-6:] == ["--format", "arrays", "--workers", "2", "--sensors", "camera"]
+    assert script.synth_args(camera, 3, 2, 0)[-6:] == [
+        "--format",
+        "arrays",
+        "--workers",
+        "2",
+        "--sensors",
+        "camera",
+    ]

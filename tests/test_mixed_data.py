@@ -28,7 +28,9 @@ def roots(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _module(real: Path, **kwargs: object) -> DeepSenseDataModule:
-    module = DeepSenseDataModule(real, batch_size=4, val_fraction=0.25, test_fraction=0.25, **FIELDS, **kwargs)
+    module = DeepSenseDataModule(
+        real, batch_size=4, val_fraction=0.25, test_fraction=0.25, **FIELDS, **kwargs
+    )
     module.setup("fit")
     return module
 
@@ -112,8 +114,17 @@ def test_a_share_without_a_mix_root_is_refused_at_the_cli(
 ) -> None:
     real, _ = roots
     code = main(
-        ["fit", "--config", "tests/conf/beam_gps.yaml", "--data.root", str(real), "--data.mix_share", "0.5",
-         "--trainer.default_root_dir", str(tmp_path / "run")]
+        [
+            "fit",
+            "--config",
+            "tests/conf/beam_gps.yaml",
+            "--data.root",
+            str(real),
+            "--data.mix_share",
+            "0.5",
+            "--trainer.default_root_dir",
+            str(tmp_path / "run"),
+        ]
     )
     assert code == 2
     assert "data.mix_share must be in (0, 1) and needs data.mix_root" in capsys.readouterr().err

@@ -82,8 +82,16 @@ def test_arrays_with_camera_give_the_same_image_batches(tmp_path: Path) -> None:
     fields = {"inputs": {"beam": "beam_power", "image": "image"}, "targets": {"beam": "beam_label"}}
     made = [
         SimulatedDataModule(
-            presets=["suburban"], sequences=1, sensors=["camera"], format=format, cache_dir=str(tmp_path / format),
-            past=2, future=1, batch_size=4, seed=3, **fields,
+            presets=["suburban"],
+            sequences=1,
+            sensors=["camera"],
+            format=format,
+            cache_dir=str(tmp_path / format),
+            past=2,
+            future=1,
+            batch_size=4,
+            seed=3,
+            **fields,
         )  # fmt: skip
         for format in ("deepsense", "arrays")
     ]

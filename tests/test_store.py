@@ -283,7 +283,9 @@ def test_synth_arrays_is_deterministic_resumable_and_guarded(tmp_path: Path, cap
     assert not (tmp_path / "c").exists()
 
 
-def test_synth_arrays_with_camera_holds_the_frames_the_deepsense_layout_reads_back(tmp_path: Path, capsys) -> None:
+def test_synth_arrays_with_camera_holds_the_frames_the_deepsense_layout_reads_back(
+    tmp_path: Path, capsys
+) -> None:
     args = ("--random-sites", "1", "--sequences", "1")
     assert synth(tmp_path / "text", *args, "--sensors", "camera") == 0
     assert synth(tmp_path / "arrays", *args, "--sensors", "camera", "--format", "arrays") == 0

@@ -35,6 +35,7 @@ class DataEngine(Protocol):
         """Run ``wmlm data synth --engine NAME`` with the remaining arguments; returns the exit code."""
         ...
 
+
 ENTRY_POINT_GROUP = "wmlm"
 ENV_LOAD_PLUGINS = "WMLM_LOAD_PLUGINS"
 # the built-in plugin modules: every built-in @hookimpl lives in wmlm.builtins
@@ -197,7 +198,9 @@ def _collect_engines(pm: pluggy.PluginManager, registry: Registry, records: dict
                 raise TypeError(f"data engine {name!r} needs a method synth(argv: list[str]) -> int")
             if name == BUILTIN_ENGINE or name in registry.data_engines:
                 record.status = "failed"
-                record.error = (record.error + "; " if record.error else "") + f"duplicate data engine {name!r}"
+                record.error = (
+                    record.error + "; " if record.error else ""
+                ) + f"duplicate data engine {name!r}"
                 warnings.warn(
                     f"wmlm plugin {record.name!r} registers data engine {name!r}, which is already taken; "
                     "keeping the first one",
