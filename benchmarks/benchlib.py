@@ -268,21 +268,37 @@ def report(
     markdown.write_text("\n".join(lines))
 
 
-ONLINE_VARIANTS = ("heads", "heads+backbone", "prior", "heads+prior", "heads+backbone+prior")
+ONLINE_VARIANTS = (
+    "heads",
+    "heads+backbone",
+    "prior",
+    "heads+prior",
+    "heads+backbone+prior",
+    "memory",
+    "prior+memory",
+    "heads+prior+memory",
+)
+SITE_MEMORY = 0.3  # share of the site memory's vote (wmlm.deploy.site_memory), chosen in docs/results/online.md
 
 
-def online_options(variant: str, steps_per_pass: int, site_prior: float) -> dict[str, object]:
+def online_options(
+    variant: str, steps_per_pass: int, site_prior: float, site_memory: float = SITE_MEMORY
+) -> dict[str, object]:
     """``OnlineAdapter`` options of one online variant: ``zero-shot``, an ``adapt`` value (``heads``,
-    ``heads+backbone``), either with ``+prior``, or ``prior`` alone (the site's beam counts, no optimizer
-    steps; ``site_prior`` pseudo-counts of the model, ``wmlm.deploy.site_prior``)."""
+    ``heads+backbone``) or none, with ``+prior`` (the site's beam counts, ``site_prior`` pseudo-counts of the
+    model, ``wmlm.deploy.site_prior``) and/or ``+memory`` (a nearest-neighbour vote of the site's ended
+    windows, ``wmlm.deploy.site_memory``); ``prior``, ``memory``, ``prior+memory`` alone take no optimizer
+    steps."""
     if variant not in ("zero-shot", *ONLINE_VARIANTS):
         raise ValueError(f"unknown online variant {variant!r}; choose from {', '.join(ONLINE_VARIANTS)}")
-    learner, prior = variant.removesuffix("+prior"), variant.endswith("prior")
-    gradient_free = learner in ("zero-shot", "prior")
+    parts = variant.split("+")
+    learner = "+".join(part for part in parts if part not in ("prior", "memory"))
+    gradient_free = learner in ("", "zero-shot")
     return {
         "adapt": "heads" if gradient_free else learner,
         "steps_per_pass": 0 if gradient_free else steps_per_pass,
-        "site_prior": site_prior if prior else None,
+        "site_prior": site_prior if "prior" in parts else None,
+        "site_memory": site_memory if "memory" in parts else None,
     }
 
 

@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from benchlib import (  # noqa: E402
     ONLINE_VARIANTS,
     SMOKE_ARGS,
+    SITE_MEMORY,
     SMOKE_MODEL,
     WMLM_CONFIG,
     online_options,
@@ -79,7 +80,7 @@ def evaluate(
         batch_size=args.batch_size,
         lr=args.lr,
         seed=args.seed,
-        **online_options(variant, args.steps, args.site_prior),
+        **online_options(variant, args.steps, args.site_prior, args.site_memory),
     )
     return prequential_evaluate(adapter, stream, label_delay=args.label_delay)
 
@@ -223,10 +224,14 @@ def main(argv: list[str] | None = None) -> list[Row]:
         "--adapt",
         default="heads,heads+backbone",
         help="comma list of online variants: heads, heads+backbone, prior (site beam counts only, no steps), "
-        "or heads / heads+backbone with +prior",
+        "memory (nearest ended windows vote, no steps), prior+memory, or heads / heads+backbone with +prior "
+        "(heads also with +prior+memory)",
     )
     parser.add_argument(
         "--site-prior", type=float, default=50.0, help="pseudo-counts of the model in the +prior variants"
+    )
+    parser.add_argument(
+        "--site-memory", type=float, default=SITE_MEMORY, help="share of the memory's vote in the +memory variants"
     )
     parser.add_argument("--steps", type=int, default=20, help="optimizer steps per ended pass")
     parser.add_argument("--buffer", type=int, default=2048, help="replay buffer capacity in windows")

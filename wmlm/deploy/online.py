@@ -31,7 +31,10 @@ see a changed trunk without being retrained.
 
 ``site_prior`` (pseudo-counts, e.g. 50) also keeps ``wmlm.deploy.site_prior.SiteBeamPrior``: counts of where
 this site's best beam went from each beam, learned from every window of each ended pass (with or without
-optimizer steps) and blended into every prediction; the served beams and ``scores`` are then the blend's.
+optimizer steps) and blended into every prediction; the served beams and ``scores`` are then the blend's. ``site_memory`` (a
+weight, e.g. 0.3) also keeps ``wmlm.deploy.site_memory.SiteMemory``: the trunk's hidden state and beam now of
+every window of each ended pass with its observed future beams; the nearest kept windows vote, and their
+vote is mixed into every prediction (after the prior) with that weight.
 
 The replay buffer and the windows it holds live in ``wmlm.deploy.replay``; they are re-exported here.
 """
@@ -52,6 +55,7 @@ from torch import Tensor
 
 from wmlm.beams import NUM_BEAMS
 from wmlm.deploy.replay import BEAM_TARGET, BufferPolicy, ReplayBuffer, Window, collate_windows
+from wmlm.deploy.site_memory import SiteMemory
 from wmlm.deploy.site_prior import SiteBeamPrior
 from wmlm.errors import ConfigError
 from wmlm.model.wmlm import WMLM
@@ -155,6 +159,10 @@ class OnlineAdapter:
         site_prior: pseudo-counts of the model's prediction in a per-site count posterior
             (``SiteBeamPrior``); None: serve the model's prediction alone. Needs a ``beam_power`` modality,
             whose last past step's strongest beam is the "beam now" the counts are kept for.
+        site_memory: weight in (0, 1] of a per-site nearest-neighbour memory's vote (``SiteMemory`` with
+            its defaults; replace ``adapter.memory`` for others); None: no memory. Needs a ``beam_power``
+            modality, as ``site_prior`` does. Its keys are the trunk's hidden states, so it is meant for a
+            trunk that does not learn (``adapt="heads"``).
     """
 
     def __init__(
@@ -171,6 +179,7 @@ class OnlineAdapter:
         augment: bool = False,
         seed: int = 0,
         site_prior: float | None = None,
+        site_memory: float | None = None,
     ) -> None:
         if adapt not in ("heads", "heads+backbone"):
             raise ConfigError(f"online adaptation: adapt must be 'heads' or 'heads+backbone', got {adapt!r}")
@@ -201,7 +210,8 @@ class OnlineAdapter:
         self.updates: list[UpdateReport] = []
         self._pass: _Pass | None = None
         self.prior = SiteBeamPrior(self.future, site_prior) if site_prior is not None else None
-        self._power = _power_modality(self.model) if site_prior is not None else None
+        self.memory = SiteMemory(self.future, weight=site_memory) if site_memory is not None else None
+        self._power = _power_modality(self.model) if self.prior is not None or self.memory is not None else None
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, **options: Any) -> OnlineAdapter:
@@ -234,10 +244,17 @@ class OnlineAdapter:
             return None
         batch = _stack(history)
         with torch.inference_mode():
-            scores = self.model(batch)[self.head_name][0]  # [F, 64]
+            hidden = self.model.backbone(self.model.fuse(self.model.embed(batch), batch["mask"]))  # [1, P, D]
+            scores = self.model.heads[self.head_name](hidden, batch)[0]  # [F, 64]
         now = self._beam_now(step)
-        if self.prior is not None and now is not None:
-            scores = self.prior.posterior(now, scores.softmax(-1)).log()
+        if now is not None and (self.prior is not None or self.memory is not None):
+            probabilities = scores.softmax(-1)
+            if self.prior is not None:
+                probabilities = self.prior.posterior(now, probabilities)
+            if self.memory is not None:
+                key = self.memory.key(hidden[:, -1], torch.tensor([now]))[0]
+                probabilities = self.memory.blend(key, probabilities)
+            scores = probabilities.log()
         beams = scores.topk(self.top_k, dim=-1).indices + 1
         return Prediction(step.index, beams, scores)
 
@@ -267,6 +284,8 @@ class OnlineAdapter:
             self.buffer.add(window)
         if self.prior is not None and ended is not None:
             self._count(ended)
+        if self.memory is not None and windows:
+            self._remember(ended, windows)  # type: ignore[arg-type]
         losses = [self._step() for _ in range(self.steps_per_pass if len(self.buffer) else 0)]
         report = UpdateReport(
             self.passes_ended,
@@ -315,6 +334,19 @@ class OnlineAdapter:
             if now is not None:
                 self.prior.add(now, torch.tensor([s.beam for s in chunk[self.past :]]))  # type: ignore[union-attr]
 
+    def _remember(self, ended: _Pass, windows: list[Window]) -> None:
+        """Add the ended pass's windows (those with a sweep at their last past step) to the memory."""
+        nows = [self._beam_now(chunk[self.past - 1]) for chunk in self._learnable(ended)]  # windows' order
+        kept = [(w, now) for w, now in zip(windows, nows) if now is not None]
+        if not kept:
+            return
+        if all(w.hidden is not None for w, _ in kept):
+            hidden = torch.stack([w.hidden for w, _ in kept])  # type: ignore[misc]
+        else:
+            hidden = self._hidden([w for w, _ in kept])
+        keys = self.memory.key(hidden[:, -1], torch.tensor([now for _, now in kept]))  # type: ignore[union-attr]
+        self.memory.add(keys, torch.stack([w.target for w, _ in kept]))  # type: ignore[union-attr]
+
     @property
     def _keeps_hidden(self) -> bool:
         # augmentations change the inputs of every replay, so their hidden states cannot be kept; without
@@ -325,11 +357,14 @@ class OnlineAdapter:
             and not (self.augment and self.model.augmentations)
         )
 
-    def _with_hidden(self, windows: list[Window]) -> list[Window]:
+    def _hidden(self, windows: list[Window]) -> Tensor:
+        """The trunk's hidden states ``[N, P, width]`` of ``N`` windows, as it is now."""
         batch = collate_windows(windows)
         with torch.no_grad():
-            hidden = self.model.backbone(self.model.fuse(self.model.embed(batch), batch["mask"]))
-        return [dataclasses.replace(w, hidden=h) for w, h in zip(windows, hidden)]
+            return self.model.backbone(self.model.fuse(self.model.embed(batch), batch["mask"]))
+
+    def _with_hidden(self, windows: list[Window]) -> list[Window]:
+        return [dataclasses.replace(w, hidden=h) for w, h in zip(windows, self._hidden(windows))]
 
     def _step(self) -> float:
         windows = self.buffer.sample(self.batch_size)
