@@ -278,7 +278,9 @@ ONLINE_VARIANTS = (
     "prior+memory",
     "heads+prior+memory",
 )
-SITE_MEMORY = 0.3  # share of the site memory's vote (wmlm.deploy.site_memory), chosen in docs/results/online.md
+SITE_MEMORY = (
+    0.3  # share of the site memory's vote (wmlm.deploy.site_memory), chosen in docs/results/online.md
+)
 
 
 def online_options(

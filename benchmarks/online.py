@@ -37,8 +37,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from benchlib import (  # noqa: E402
     ONLINE_VARIANTS,
-    SMOKE_ARGS,
     SITE_MEMORY,
+    SMOKE_ARGS,
     SMOKE_MODEL,
     WMLM_CONFIG,
     online_options,
@@ -231,7 +231,10 @@ def main(argv: list[str] | None = None) -> list[Row]:
         "--site-prior", type=float, default=50.0, help="pseudo-counts of the model in the +prior variants"
     )
     parser.add_argument(
-        "--site-memory", type=float, default=SITE_MEMORY, help="share of the memory's vote in the +memory variants"
+        "--site-memory",
+        type=float,
+        default=SITE_MEMORY,
+        help="share of the memory's vote in the +memory variants",
     )
     parser.add_argument("--steps", type=int, default=20, help="optimizer steps per ended pass")
     parser.add_argument("--buffer", type=int, default=2048, help="replay buffer capacity in windows")

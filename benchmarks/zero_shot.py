@@ -11,11 +11,12 @@ scenario folder under ``B``, which nothing saw before.
 ``--online`` adds ``wmlm_online``: the same trained wmlm checkpoint, adapted while serving each test
 scenario on its own (``wmlm.deploy.OnlineAdapter``) and scored prequentially (``wmlm.deploy.prequential``:
 every window is scored before anything from it or later is learned, the first pass included; best beams
-observed 3 samples late). ``--online-adapt`` says what learns: by default ``prior``, the site's own beam
-transitions counted after each vehicle pass and blended with the model (``wmlm.deploy.site_prior``, 50
-pseudo-counts; the best online variant on the development sites, ``docs/results/online.md``); ``heads`` or
-``heads+backbone`` take 20 optimizer steps after each pass on a FIFO replay of 2048 windows, alone or with
-``+prior``. With ``--mix-sites`` the mixed model is adapted the same way (``wmlm_mixed_online``). It prints
+observed 3 samples late). ``--online-adapt`` says what learns: by default ``prior+memory``, no optimizer
+step: the site's own beam transitions counted after each vehicle pass and blended with the model
+(``wmlm.deploy.site_prior``, 50 pseudo-counts), then mixed with a vote of the site's most similar ended
+windows (``wmlm.deploy.site_memory``, weight 0.3); the best online variant on the development sites
+(``docs/results/online.md``). ``prior`` or ``memory`` alone; ``heads`` or ``heads+backbone`` take 20
+optimizer steps after each pass on a FIFO replay of 2048 windows, alone or with ``+prior``. With ``--mix-sites`` the mixed model is adapted the same way (``wmlm_mixed_online``). It prints
 the update time per pass against the passes' real-time duration at 10 Hz.
 
 ``--mix-sites N`` adds ``wmlm_mixed``: the same wmlm configuration trained on A mixed with N procedural
@@ -46,6 +47,7 @@ from benchlib import (  # noqa: E402
     GRU_CONFIG,
     ONLINE_VARIANTS,
     SAME_AUGMENTATIONS,
+    SITE_MEMORY,
     SMOKE_ARGS,
     SMOKE_MODEL,
     UNTRAINED,
@@ -88,7 +90,7 @@ def online_scores(
     if smoke:
         options["steps_per_pass"] = min(options["steps_per_pass"], 2)
         options["batch_size"] = min(options["batch_size"], 8)
-    options.update(online_options(variant, options.pop("steps_per_pass"), SITE_PRIOR))
+    options.update(online_options(variant, options.pop("steps_per_pass"), SITE_PRIOR, SITE_MEMORY))
     adapter = OnlineAdapter.from_checkpoint(ckpt, **options)
     result = prequential_evaluate(adapter, site_stream(ckpt, root, [scenario]), label_delay=LABEL_DELAY)
     summary = result.summary()
@@ -116,9 +118,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--online-adapt",
         choices=ONLINE_VARIANTS,
-        default="prior",
-        help="what learns online with --online: prior (the site's beam counts, no optimizer steps; default), "
-        "heads or heads+backbone (20 steps per pass; encoders never learn), either with +prior",
+        default="prior+memory",
+        help="what learns online with --online: prior+memory (the site's beam counts and a vote of its "
+        "nearest ended windows, no optimizer steps; default), prior, memory, heads or heads+backbone (20 "
+        "steps per pass; encoders never learn), either with +prior",
     )
     parser.add_argument(
         "--mix-sites",

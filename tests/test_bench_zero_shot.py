@@ -119,15 +119,20 @@ def test_mix_sites_adds_wmlm_trained_on_real_and_procedural_sites(
 @pytest.mark.parametrize(
     ("variant", "expected"),
     [
-        (None, {"adapt": "heads", "steps_per_pass": 0, "site_prior": 50.0}),  # the default: the site prior
-        ("heads+backbone+prior", {"adapt": "heads+backbone", "steps_per_pass": 2, "site_prior": 50.0}),
-        ("heads", {"adapt": "heads", "steps_per_pass": 2, "site_prior": None}),
+        # the default: the site prior and memory, no optimizer step
+        (None, {"adapt": "heads", "steps_per_pass": 0, "site_prior": 50.0, "site_memory": 0.3}),
+        ("prior", {"adapt": "heads", "steps_per_pass": 0, "site_prior": 50.0, "site_memory": None}),
+        (
+            "heads+backbone+prior",
+            {"adapt": "heads+backbone", "steps_per_pass": 2, "site_prior": 50.0, "site_memory": None},
+        ),
+        ("heads", {"adapt": "heads", "steps_per_pass": 2, "site_prior": None, "site_memory": None}),
     ],
 )
 def test_online_variant_configures_the_adapter(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variant: str | None, expected: dict
 ) -> None:
-    """``--online-adapt`` reaches the adapter: prior alone takes no optimizer step and keeps site counts."""
+    """``--online-adapt`` reaches the adapter: prior and memory take no optimizer step and keep the site's windows."""
     from wmlm.deploy.online import OnlineAdapter
 
     write_scenario(tmp_path / "train" / "siteA1", seed=1)
@@ -150,3 +155,8 @@ def test_online_variant_configures_the_adapter(
     else:
         assert adapter.prior is not None and adapter.prior.weight == expected["site_prior"]
         assert adapter.prior.counts.sum() > 0  # it counted the site's ended passes
+    if expected["site_memory"] is None:
+        assert adapter.memory is None
+    else:
+        assert adapter.memory is not None and adapter.memory.weight == expected["site_memory"]
+        assert len(adapter.memory) > 0  # it remembered the site's ended windows

@@ -52,10 +52,16 @@ def test_the_memory_is_a_ring_of_capacity_windows() -> None:
     assert len(memory) == 3
     vote = memory.vote(memory.key(_hidden([1.0, 0.0]), torch.tensor([0]))[0])
     assert vote is not None and set(vote[0].nonzero().flatten().tolist()) == {2, 3, 4}  # the oldest went
-    memory.add(memory.key(_hidden(*[[1.0, 0.0]] * 7), torch.zeros(7, dtype=torch.long)), torch.arange(7)[:, None])
+    memory.add(
+        memory.key(_hidden(*[[1.0, 0.0]] * 7), torch.zeros(7, dtype=torch.long)), torch.arange(7)[:, None]
+    )
     assert len(memory) == 3
     vote = memory.vote(memory.key(_hidden([1.0, 0.0]), torch.tensor([0]))[0])
-    assert vote is not None and set(vote[0].nonzero().flatten().tolist()) == {4, 5, 6}  # the last of a batch win
+    assert vote is not None and set(vote[0].nonzero().flatten().tolist()) == {
+        4,
+        5,
+        6,
+    }  # the last of a batch win
 
 
 def test_bad_memory_settings_fail_clearly() -> None:

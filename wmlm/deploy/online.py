@@ -211,7 +211,9 @@ class OnlineAdapter:
         self._pass: _Pass | None = None
         self.prior = SiteBeamPrior(self.future, site_prior) if site_prior is not None else None
         self.memory = SiteMemory(self.future, weight=site_memory) if site_memory is not None else None
-        self._power = _power_modality(self.model) if self.prior is not None or self.memory is not None else None
+        self._power = (
+            _power_modality(self.model) if self.prior is not None or self.memory is not None else None
+        )
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, **options: Any) -> OnlineAdapter:

@@ -65,7 +65,11 @@ class SiteMemory:
                 f"{temperature}, {beam_weight}, {weight}"
             )
         self.future, self.capacity, self.k = future, capacity, k
-        self.temperature, self.beam_weight, self.weight = float(temperature), float(beam_weight), float(weight)
+        self.temperature, self.beam_weight, self.weight = (
+            float(temperature),
+            float(beam_weight),
+            float(weight),
+        )
         self._keys: Tensor | None = None  # [capacity, D + 2], allocated at the first add (D is the model's)
         self._futures = torch.zeros(capacity, future, dtype=torch.int64)
         self._size = 0  # windows kept (<= capacity)
@@ -96,7 +100,9 @@ class SiteMemory:
         if self._keys is None:
             self._keys = torch.zeros(self.capacity, keys.shape[1])
         elif keys.shape[1] != self._keys.shape[1]:
-            raise ValueError(f"site memory: keys of width {keys.shape[1]}, memory holds {self._keys.shape[1]}")
+            raise ValueError(
+                f"site memory: keys of width {keys.shape[1]}, memory holds {self._keys.shape[1]}"
+            )
         for first in range(0, keys.shape[0], self.capacity):  # more than capacity at once: the last win
             chunk, beams = keys[first : first + self.capacity], future_beams[first : first + self.capacity]
             slots = (self._next + torch.arange(chunk.shape[0])) % self.capacity
