@@ -36,7 +36,8 @@ weight, e.g. 0.3) also keeps ``wmlm.deploy.site_memory.SiteMemory``: the trunk's
 every window of each ended pass with its observed future beams; the nearest kept windows vote, and their
 vote is mixed into every prediction (after the prior) with that weight.
 
-The replay buffer and the windows it holds live in ``wmlm.deploy.replay``; they are re-exported here.
+The replay buffer and the windows it holds live in ``wmlm.deploy.replay``, samples, predictions and
+update reports in ``wmlm.deploy.samples``; they are re-exported here.
 """
 
 from __future__ import annotations
@@ -44,8 +45,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -55,6 +54,7 @@ from torch import Tensor
 
 from wmlm.beams import NUM_BEAMS
 from wmlm.deploy.replay import BEAM_TARGET, BufferPolicy, ReplayBuffer, Window, collate_windows
+from wmlm.deploy.samples import Pass, Prediction, Sample, Step, UpdateReport, stack_steps, step_inputs
 from wmlm.deploy.site_memory import SiteMemory
 from wmlm.deploy.site_prior import SiteBeamPrior
 from wmlm.errors import ConfigError
@@ -73,71 +73,6 @@ __all__ = [
 ]
 
 Adapt = Literal["heads", "heads+backbone"]
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One measurement of one site, as it arrives (every 100 ms at 10 Hz).
-
-    Attributes:
-        index: sample number at this site, increasing by 1 per sample (the DeepSense ``index`` column); a
-            step of more than 1 is a gap (samples lost) that windows never span.
-        pass_id: vehicle pass (the DeepSense ``seq_index``); a new value starts a new pass.
-        inputs: ``{modality: one step}`` with the model's modality names and per-step shapes, e.g.
-            ``{"beam": [64] linear received power (element i is beam i + 1), "gps": [2] metres east/north of
-            the base station}``; numpy or torch. A missing modality, or a step holding a NaN, is masked.
-    """
-
-    index: int
-    pass_id: int
-    inputs: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """Beams predicted at one sample for the next ``F`` samples.
-
-    Attributes:
-        index: the sample the prediction was made at (the last past step of its window).
-        beams: ``[F, k] int64`` codebook beams (1-based, as in the DeepSense files and ``wmlm.deploy.Predictor``),
-            best first; row ``j`` is sample ``index + j + 1``.
-        scores: ``[F, 64] float32`` the beam head's logits (element ``i`` is beam ``i + 1``); with a site
-            prior, the log of the blended probabilities.
-    """
-
-    index: int
-    beams: Tensor
-    scores: Tensor
-
-
-@dataclass(frozen=True)
-class UpdateReport:
-    """What one ``end_pass`` did. ``seconds``: wall time of the whole update (windows + steps)."""
-
-    pass_number: int
-    windows_added: int
-    buffer_windows: int
-    steps: int
-    seconds: float
-    mean_loss: float | None
-
-
-@dataclass
-class _Step:
-    """A sample of the current pass, kept until the pass ends."""
-
-    index: int
-    inputs: dict[str, Tensor]  # {modality: [*step_shape]}, zeros where masked
-    mask: dict[str, bool]
-    run: int  # contiguous run within the pass
-    beam: int | None = None  # observed best beam, 0-based
-
-
-@dataclass
-class _Pass:
-    pass_id: int
-    steps: list[_Step] = field(default_factory=list)
-    by_index: dict[int, _Step] = field(default_factory=dict)
 
 
 class OnlineAdapter:
@@ -208,7 +143,7 @@ class OnlineAdapter:
         self.passes_ended = 0
         self.late_labels = 0  # labels that arrived after their pass ended (unused)
         self.updates: list[UpdateReport] = []
-        self._pass: _Pass | None = None
+        self._pass: Pass | None = None
         self.prior = SiteBeamPrior(self.future, site_prior) if site_prior is not None else None
         self.memory = SiteMemory(self.future, weight=site_memory) if site_memory is not None else None
         self._power = (
@@ -229,7 +164,7 @@ class OnlineAdapter:
         the pass holds ``past`` contiguous samples."""
         if self._pass is not None and sample.pass_id != self._pass.pass_id:
             self.end_pass()
-        current = self._pass if self._pass is not None else _Pass(sample.pass_id)
+        current = self._pass if self._pass is not None else Pass(sample.pass_id)
         self._pass = current
         previous = current.steps[-1] if current.steps else None
         if previous is not None and sample.index <= previous.index:
@@ -238,13 +173,13 @@ class OnlineAdapter:
                 "increasing index order"
             )
         run = 0 if previous is None else previous.run + (sample.index != previous.index + 1)
-        step = _Step(sample.index, *self._step_inputs(sample.inputs), run=run)
+        step = Step(sample.index, *step_inputs(self.model.modality_specs, sample.inputs), run=run)
         current.steps.append(step)
         current.by_index[step.index] = step
         history = current.steps[-self.past :]
         if len(history) < self.past or history[0].run != run:
             return None
-        batch = _stack(history)
+        batch = stack_steps(history)
         with torch.inference_mode():
             hidden = self.model.backbone(self.model.fuse(self.model.embed(batch), batch["mask"]))  # [1, P, D]
             scores = self.model.heads[self.head_name](hidden, batch)[0]  # [F, 64]
@@ -301,7 +236,7 @@ class OnlineAdapter:
         self.updates.append(report)
         return report
 
-    def _learnable(self, ended: _Pass) -> list[list[_Step]]:
+    def _learnable(self, ended: Pass) -> list[list[Step]]:
         """The ``past + future`` steps of every window of ``ended`` inside one run, all futures observed."""
         steps, span = ended.steps, self.past + self.future
         chunks = [steps[first : first + span] for first in range(len(steps) - span + 1)]
@@ -309,10 +244,10 @@ class OnlineAdapter:
             c for c in chunks if c[0].run == c[-1].run and all(s.beam is not None for s in c[self.past :])
         ]
 
-    def _windows(self, ended: _Pass) -> list[Window]:
+    def _windows(self, ended: Pass) -> list[Window]:
         windows = []
         for chunk in self._learnable(ended):
-            batch = _stack(chunk[: self.past])
+            batch = stack_steps(chunk[: self.past])
             windows.append(
                 Window(
                     {m: batch[m][0] for m in self.model.modality_specs},
@@ -324,19 +259,19 @@ class OnlineAdapter:
             )
         return windows
 
-    def _beam_now(self, step: _Step) -> int | None:
+    def _beam_now(self, step: Step) -> int | None:
         """The strongest beam (0-based) of ``step``'s sweep; None without a prior or a sweep."""
         if self._power is None or not step.mask[self._power]:
             return None
         return int(step.inputs[self._power].argmax())
 
-    def _count(self, ended: _Pass) -> None:
+    def _count(self, ended: Pass) -> None:
         for chunk in self._learnable(ended):  # the windows the buffer gets
             now = self._beam_now(chunk[self.past - 1])
             if now is not None:
                 self.prior.add(now, torch.tensor([s.beam for s in chunk[self.past :]]))  # type: ignore[union-attr]
 
-    def _remember(self, ended: _Pass, windows: list[Window]) -> None:
+    def _remember(self, ended: Pass, windows: list[Window]) -> None:
         """Add the ended pass's windows (those with a sweep at their last past step) to the memory."""
         nows = [self._beam_now(chunk[self.past - 1]) for chunk in self._learnable(ended)]  # windows' order
         kept = [(w, now) for w, now in zip(windows, nows) if now is not None]
@@ -403,38 +338,6 @@ class OnlineAdapter:
         if self.adapt != "heads":
             hidden = self.model.backbone(self.model.fuse(embeddings, batch["mask"]))
         return self.model.heads[self.head_name](hidden, batch)
-
-    # ------------------------------------------------------------------------------------ inputs
-    def _step_inputs(self, inputs: Mapping[str, Any]) -> tuple[dict[str, Tensor], dict[str, bool]]:
-        specs = self.model.modality_specs
-        unknown = sorted(set(inputs) - set(specs))
-        if unknown:
-            raise ValueError(
-                f"online adaptation: inputs {unknown} are not modalities of the model {list(specs)}"
-            )
-        values, mask = {}, {}
-        for name, spec in specs.items():
-            raw = inputs.get(name)
-            if raw is None:
-                values[name], mask[name] = torch.zeros(spec.step_shape, dtype=spec.dtype), False
-                continue
-            value = torch.as_tensor(np.array(raw)).to(spec.dtype)  # a copy: memory-mapped rows are read-only
-            if tuple(value.shape) != tuple(spec.step_shape):
-                raise ValueError(
-                    f"online adaptation: modality {name!r} expects one step of shape {list(spec.step_shape)}, "
-                    f"got {list(value.shape)}"
-                )
-            present = bool(torch.isfinite(value).all()) if value.is_floating_point() else True
-            values[name], mask[name] = (value if present else torch.zeros_like(value)), present
-        return values, mask
-
-
-def _stack(steps: list[_Step]) -> dict[str, Any]:
-    """One window ``{m: [1, P, ...], "mask": {m: [1, P] bool}}`` from ``P`` recorded steps."""
-    names = steps[0].inputs
-    batch: dict[str, Any] = {m: torch.stack([s.inputs[m] for s in steps])[None] for m in names}
-    batch["mask"] = {m: torch.tensor([[s.mask[m] for s in steps]]) for m in names}
-    return batch
 
 
 def _power_modality(model: WMLM) -> str:
