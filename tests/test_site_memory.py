@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_online import FUTURE, Recorder, labelled_stream, spy_model
+from test_online import FUTURE, PAST, Recorder, labelled_stream, spy_model
+from test_site_prior import jump_stream
 
 from wmlm.deploy.online import OnlineAdapter
 from wmlm.deploy.prequential import prequential_evaluate
@@ -89,3 +90,17 @@ def test_the_adapter_remembers_ended_passes_only() -> None:
     assert adapter.memory is not None
     assert len(adapter.memory) == sum(u.windows_added for u in adapter.updates)
     assert adapter.memory._futures.shape[1] == FUTURE
+
+
+def test_a_site_rule_the_model_never_saw_is_recalled() -> None:
+    """At this site the best beam always jumps from 20 to 40: after a few passes the memory serves it."""
+    items = jump_stream()
+    adapter = OnlineAdapter(spy_model(Recorder()), steps_per_pass=0, site_memory=0.9)
+    plain = OnlineAdapter(spy_model(Recorder()), steps_per_pass=0)  # the same model, no memory
+    prequential_evaluate(adapter, items[:-7])  # five passes served and remembered
+    last_pass = items[-7 : -7 + PAST]  # beams 16, 18, 20: the window predicted at beam 20
+    served = [adapter.predict(item.sample) for item in last_pass][-1]
+    alone = [plain.predict(item.sample) for item in last_pass][-1]
+    assert served is not None and alone is not None
+    assert int(alone.beams[0, 0]) != 40  # the untrained model does not know the jump
+    assert int(served.beams[0, 0]) == 40 and int(served.beams[1, 0]) == 42

@@ -63,15 +63,22 @@ def test_the_prior_learns_from_ended_passes_only() -> None:
     assert int(adapter.prior.counts.sum()) == sum(u.windows_added for u in adapter.updates) * FUTURE
 
 
-def test_a_site_rule_the_model_never_saw_is_learned() -> None:
-    """At this site the best beam always jumps from 20 to 40: after a few passes the prior serves it."""
-    items, index = [], 0
+def jump_stream() -> list[LabelledSample]:
+    """Six passes of seven samples whose best beam goes 16, 18, 20, then jumps to 40, 42, 44, 46."""
+    items: list[LabelledSample] = []
+    index = 0
     for number in range(6):
         for beam in (16, 18, 20, 40, 42, 44, 46):
             power = np.exp(-0.5 * ((np.arange(1, 65) - beam) / 2.0) ** 2).astype(np.float32)
             gps = np.array([index, number], dtype=np.float32)
             items.append(LabelledSample(Sample(index, number, {"beam": power, "gps": gps}), beam))
             index += 1
+    return items
+
+
+def test_a_site_rule_the_model_never_saw_is_learned() -> None:
+    """At this site the best beam always jumps from 20 to 40: after a few passes the prior serves it."""
+    items = jump_stream()
     adapter = OnlineAdapter(spy_model(Recorder()), steps_per_pass=0, site_prior=1.0)
     plain = OnlineAdapter(spy_model(Recorder()), steps_per_pass=0)  # the same model, no prior
     prequential_evaluate(adapter, items[:-7])  # five passes served and learned from
