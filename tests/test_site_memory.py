@@ -1,15 +1,11 @@
-"""The per-site nearest-neighbour memory of online serving: the vote on known cases, the ring bound,
-learning only from ended passes."""
+"""The per-site nearest-neighbour memory of online serving: the vote on known cases, the ring bound and
+bad settings (what it shares with the site prior is in test_site_learners.py)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from test_online import FUTURE, PAST, Recorder, labelled_stream, spy_model
-from test_site_prior import jump_stream
 
-from wmlm.deploy.online import OnlineAdapter
-from wmlm.deploy.prequential import prequential_evaluate
 from wmlm.deploy.site_memory import SiteMemory
 from wmlm.errors import ConfigError
 
@@ -76,31 +72,3 @@ def test_bad_memory_settings_fail_clearly() -> None:
     memory.add(torch.zeros(2, 4), torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(ValueError, match="keys of width 5, memory holds 4"):
         memory.add(torch.zeros(1, 5), torch.zeros(1, 3, dtype=torch.long))
-
-
-def test_the_adapter_remembers_ended_passes_only() -> None:
-    stream = labelled_stream(pass_lengths=(9, 9, 9), gap_at=None)
-    plain = prequential_evaluate(OnlineAdapter(spy_model(Recorder()), steps_per_pass=0), stream)
-    adapter = OnlineAdapter(spy_model(Recorder()), steps_per_pass=0, site_memory=0.3)
-    served = prequential_evaluate(adapter, stream)
-    first = served.pass_number == 0
-    # nothing is remembered before the first pass ends, so its predictions are the model's own
-    assert torch.allclose(served.scores[first], plain.scores[first].log_softmax(-1), atol=1e-5)
-    assert not torch.allclose(served.scores[~first], plain.scores[~first].log_softmax(-1), atol=1e-3)
-    assert adapter.memory is not None
-    assert len(adapter.memory) == sum(u.windows_added for u in adapter.updates)
-    assert adapter.memory._futures.shape[1] == FUTURE
-
-
-def test_a_site_rule_the_model_never_saw_is_recalled() -> None:
-    """At this site the best beam always jumps from 20 to 40: after a few passes the memory serves it."""
-    items = jump_stream()
-    adapter = OnlineAdapter(spy_model(Recorder()), steps_per_pass=0, site_memory=0.9)
-    plain = OnlineAdapter(spy_model(Recorder()), steps_per_pass=0)  # the same model, no memory
-    prequential_evaluate(adapter, items[:-7])  # five passes served and remembered
-    last_pass = items[-7 : -7 + PAST]  # beams 16, 18, 20: the window predicted at beam 20
-    served = [adapter.predict(item.sample) for item in last_pass][-1]
-    alone = [plain.predict(item.sample) for item in last_pass][-1]
-    assert served is not None and alone is not None
-    assert int(alone.beams[0, 0]) != 40  # the untrained model does not know the jump
-    assert int(served.beams[0, 0]) == 40 and int(served.beams[1, 0]) == 42
