@@ -17,6 +17,13 @@ from rich.console import Console
 from rich.table import Table
 
 from wmlm.cli import run
+from wmlm.deploy.site_replay import (  # noqa: F401 - the benchmarks' online settings, one home
+    ONLINE_VARIANTS,
+    SITE_MEMORY,
+    SITE_PRIOR,
+    online_options,
+    site_stream,
+)
 
 CONFIGS = Path(__file__).parent / "configs"
 WMLM_CONFIG = CONFIGS / "wmlm.yaml"
@@ -266,54 +273,3 @@ def report(
     ]
     markdown.parent.mkdir(parents=True, exist_ok=True)
     markdown.write_text("\n".join(lines))
-
-
-ONLINE_VARIANTS = (
-    "heads",
-    "heads+backbone",
-    "prior",
-    "heads+prior",
-    "heads+backbone+prior",
-    "memory",
-    "prior+memory",
-    "heads+prior+memory",
-)
-SITE_MEMORY = (
-    0.3  # share of the site memory's vote (wmlm.deploy.site_memory), chosen in docs/results/online.md
-)
-
-
-def online_options(
-    variant: str, steps_per_pass: int, site_prior: float, site_memory: float = SITE_MEMORY
-) -> dict[str, object]:
-    """``OnlineAdapter`` options of one online variant: ``zero-shot``, an ``adapt`` value (``heads``,
-    ``heads+backbone``) or none, with ``+prior`` (the site's beam counts, ``site_prior`` pseudo-counts of the
-    model, ``wmlm.deploy.site_prior``) and/or ``+memory`` (a nearest-neighbour vote of the site's ended
-    windows, ``wmlm.deploy.site_memory``); ``prior``, ``memory``, ``prior+memory`` alone take no optimizer
-    steps."""
-    if variant not in ("zero-shot", *ONLINE_VARIANTS):
-        raise ValueError(f"unknown online variant {variant!r}; choose from {', '.join(ONLINE_VARIANTS)}")
-    parts = variant.split("+")
-    learner = "+".join(part for part in parts if part not in ("prior", "memory"))
-    gradient_free = learner in ("", "zero-shot")
-    return {
-        "adapt": "heads" if gradient_free else learner,
-        "steps_per_pass": 0 if gradient_free else steps_per_pass,
-        "site_prior": site_prior if "prior" in parts else None,
-        "site_memory": site_memory if "memory" in parts else None,
-    }
-
-
-def site_stream(ckpt: str | Path, root: Path, scenarios: Sequence[str]) -> list:
-    """Every sample of the scenarios of one site under ``root``, in file order, as one prequential stream
-    (``wmlm.deploy.prequential.scenario_stream``: ``list[LabelledSample]``), with the fields the
-    checkpoint's model reads (parsed arrays cached as for training)."""
-    from wmlm.data.cache import default_cache_dir, load_scenarios
-    from wmlm.deploy.export import load_model
-    from wmlm.deploy.prequential import scenario_stream
-
-    inputs = load_model(ckpt).data_fields()["inputs"]
-    data = load_scenarios(
-        root, [*inputs.values(), "beam_label"], list(scenarios), cache_dir=default_cache_dir() / "arrays"
-    )
-    return list(scenario_stream(data, inputs))

@@ -48,6 +48,7 @@ from benchlib import (  # noqa: E402
     ONLINE_VARIANTS,
     SAME_AUGMENTATIONS,
     SITE_MEMORY,
+    SITE_PRIOR,
     SMOKE_ARGS,
     SMOKE_MODEL,
     UNTRAINED,
@@ -72,7 +73,6 @@ TRAINED = (
 )
 # online adaptation as measured in docs/results/online.md (benchmarks/online.py's defaults)
 ONLINE = {"steps_per_pass": 20, "buffer_windows": 2048, "batch_size": 64, "lr": 3e-4, "seed": 0}
-SITE_PRIOR = 50.0  # pseudo-counts of the model in the site prior (best of 2-200 on the development sites)
 LABEL_DELAY = 3  # samples until a sweep's best beam reaches the adapter
 MIX_SEQUENCES, MIX_SHARE = 16, 0.5  # --mix-sites: passes per procedural site, simulated share of an epoch
 

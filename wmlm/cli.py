@@ -1,4 +1,4 @@
-"""The ``wmlm`` command: extra verbs (``plugins``, ``data``, ``model-info``, ``export``), else Lightning's
+"""The ``wmlm`` command: extra verbs (``plugins``, ``data``, ``model-info``, ``export``, ``online``), else Lightning's
 ``fit/validate/test/predict`` (``wmlm.cli_lightning``).
 
 Each verb imports what it needs when it runs: ``wmlm data synth`` needs numpy, not Lightning or torch, and
@@ -21,6 +21,7 @@ EXTRA_VERBS: dict[str, str] = {
     "data": "wmlm.cli:data_command",
     "model-info": "wmlm.model_info:model_info_command",
     "export": "wmlm.deploy.export:export_command",
+    "online": "wmlm.deploy.site_replay:online_command",
 }
 # names of ``wmlm.cli_lightning`` this module still offers (``from wmlm.cli import run``)
 _LIGHTNING_NAMES = ("WMLMCLI", "run", "evaluate_baselines")

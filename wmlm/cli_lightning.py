@@ -14,6 +14,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from rich.console import Console
 
+from wmlm.cli import EXTRA_VERBS
 from wmlm.cli_checkpoints import LAST, apply_checkpoint_config, plain, resolve_last
 from wmlm.errors import ConfigError
 from wmlm.model.checkpoint_io import AtomicCheckpointIO
@@ -158,6 +159,7 @@ def run(args: list[str] | None = None, exit_on_error: bool = True) -> WMLMCLI:
         auto_configure_optimizers=False,
         parser_kwargs={
             "description": "wmlm: train and evaluate wireless-native multimodal models",
+            "epilog": "other verbs (each with --help): " + ", ".join(f"wmlm {verb}" for verb in EXTRA_VERBS),
             "exit_on_error": exit_on_error,
         },
     )
