@@ -123,6 +123,12 @@ class OnlineAdapter:
                 f"online adaptation: need steps_per_pass >= 0, batch_size >= 1, 1 <= top_k <= {NUM_BEAMS}; "
                 f"got {steps_per_pass}, {batch_size}, {top_k}"
             )
+        # what ``save`` records to rebuild this adapter (``wmlm.deploy.adapter_state``)
+        self.options: dict[str, Any] = {
+            "adapt": adapt, "buffer_windows": buffer_windows, "buffer_policy": buffer_policy,
+            "steps_per_pass": steps_per_pass, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
+            "top_k": top_k, "augment": augment, "seed": seed, "site_prior": site_prior, "site_memory": site_memory,
+        }  # fmt: skip
         self.model = copy.deepcopy(model).cpu().eval()
         self.head_name = _beam_head(self.model)
         self.adapt, self.steps_per_pass, self.batch_size = adapt, steps_per_pass, batch_size
@@ -157,6 +163,20 @@ class OnlineAdapter:
         from wmlm.deploy.export import load_model
 
         return cls(load_model(checkpoint), **options)
+
+    def save(self, folder: str | Path, overwrite: bool = True) -> Path:
+        """Write what this adapter learned to ``folder`` (safetensors + JSON, no pickle;
+        ``wmlm.deploy.adapter_state``); no pass may be in progress."""
+        from wmlm.deploy.adapter_state import save_adapter
+
+        return save_adapter(self, folder, overwrite)
+
+    @classmethod
+    def load(cls, folder: str | Path, model: WMLM) -> OnlineAdapter:
+        """The adapter ``save`` wrote to ``folder``, around ``model`` (the pretrained WMLM it started from)."""
+        from wmlm.deploy.adapter_state import load_adapter
+
+        return load_adapter(folder, model)
 
     # ------------------------------------------------------------------------------------ serving
     def predict(self, sample: Sample) -> Prediction | None:
