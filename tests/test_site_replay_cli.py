@@ -73,6 +73,27 @@ def test_an_existing_json_is_kept_unless_overwrite(
     assert json.loads(out.read_text())["variants"][0]["variant"] == "zero-shot"
 
 
+def test_state_resumes_where_the_last_replay_stopped(
+    fitted: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, ckpt = fitted
+    state = tmp_path / "state"
+    argv = ["online", "--ckpt", str(ckpt), "--data", str(data), "--scenarios", "site", "--state", str(state)]
+    assert main(argv) == 0
+    assert f"saved the adapter to {state} ({len(SITE_LENGTHS)} passes learned)" in capsys.readouterr().out
+    assert main([*argv, "--adapt", "heads"]) == 0  # the saved settings win, and the run says so
+    printed = capsys.readouterr().out
+    assert f"resuming the adapter in {state} ({len(SITE_LENGTHS)} passes learned)" in printed
+    assert "not --adapt" in printed and f"({2 * len(SITE_LENGTHS)} passes learned)" in printed
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    assert main([*argv[:-1], str(mine)]) == 1
+    assert "was not written by wmlm online" in capsys.readouterr().err
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+
 @pytest.mark.parametrize(
     ("extra", "code", "message"),
     [

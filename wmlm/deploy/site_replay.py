@@ -8,7 +8,9 @@ it or later is learned, each sample's best beam reaches the adapter ``--label-de
 vehicle pass is learned from once it ended (``prequential_evaluate``). The command prints top-1 / top-3
 per future step, DBA, the update time per pass against the pass's real-time duration, and prediction
 latency; ``--compare`` adds the same stream served without adapting; ``--json`` writes the numbers and
-the running accuracy after each pass.
+the running accuracy after each pass. ``--state DIR`` keeps what the adapter learned (``OnlineAdapter.save``:
+safetensors + JSON): the next replay of the same site with the same ``--state`` resumes from it, as a base
+station does after a restart.
 
 What adapts is an online *variant* (``ONLINE_VARIANTS``): ``heads`` or ``heads+backbone`` (optimizer steps
 after each pass), ``prior`` (the site's beam counts, ``wmlm.deploy.site_prior``), ``memory`` (the nearest
@@ -24,9 +26,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wmlm.deploy.adapter_state import VERB, is_state_folder
 from wmlm.errors import ConfigError, DataError, OutputError
+from wmlm.outputs import atomic_write_text, prepare_output_dir
 
 if TYPE_CHECKING:
+    from wmlm.deploy.online import OnlineAdapter
     from wmlm.deploy.prequential import LabelledSample, PrequentialResult
     from wmlm.model.wmlm import WMLM
 
@@ -91,18 +96,30 @@ def site_stream(
     return list(scenario_stream(data, inputs))
 
 
-def replay(
-    model: WMLM, stream: Sequence[LabelledSample], variant: str, args: argparse.Namespace
-) -> PrequentialResult:
-    """One prequential run of ``variant`` over ``stream`` with a fresh adapter (the command's options)."""
+def new_adapter(model: WMLM, variant: str, args: argparse.Namespace) -> OnlineAdapter:
+    """A fresh adapter of ``variant`` with the command's learning options."""
     from wmlm.deploy.online import OnlineAdapter
-    from wmlm.deploy.prequential import prequential_evaluate
 
     options = online_options(variant, args.steps, args.site_prior, args.site_memory)
-    adapter = OnlineAdapter(
+    return OnlineAdapter(
         model, buffer_windows=args.buffer, batch_size=args.batch_size, lr=args.lr, seed=args.seed, **options
     )
-    return prequential_evaluate(adapter, stream, args.label_delay, args.sample_rate_hz)
+
+
+def replay(
+    adapter: OnlineAdapter, stream: Sequence[LabelledSample], args: argparse.Namespace
+) -> PrequentialResult:
+    """One prequential run over ``stream`` (updates ``adapter`` in place); ``DataError`` if no window of
+    ``past + future`` samples could be scored."""
+    from wmlm.deploy.prequential import prequential_evaluate
+
+    result = prequential_evaluate(adapter, stream, args.label_delay, args.sample_rate_hz)
+    if not len(result.targets):
+        raise DataError(
+            f"{args.data}: no window to score: every pass is shorter than past + future = "
+            f"{adapter.past + adapter.future} samples"
+        )
+    return result
 
 
 def summary_lines(variant: str, result: PrequentialResult) -> list[str]:
@@ -177,6 +194,12 @@ def parser() -> argparse.ArgumentParser:
         "--json", type=Path, help="write the numbers here (a new file, or an earlier one with --overwrite)"
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    p.add_argument(
+        "--state",
+        type=Path,
+        help="adapter state folder: resumed from when it holds one (OnlineAdapter.save), and written after the "
+        "replay, so that a site's next log continues where this one stopped",
+    )
     return p
 
 
@@ -189,9 +212,13 @@ def online_command(argv: list[str]) -> int:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     if args.json is not None and args.json.exists() and not args.overwrite:
         raise OutputError(f"--json {args.json} exists; pass --overwrite to replace it")
+    resumed = args.state is not None and is_state_folder(args.state)
+    if args.state is not None and not resumed:
+        prepare_output_dir(args.state, VERB, overwrite=None)  # new or empty: refused before any work
     import torch
 
     from wmlm.deploy.export import load_model
+    from wmlm.deploy.online import OnlineAdapter
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -205,14 +232,20 @@ def online_command(argv: list[str]) -> int:
     variants = [ZERO_SHOT, args.adapt] if args.compare and args.adapt != ZERO_SHOT else [args.adapt]
     records = []
     for variant in variants:
-        result = replay(model, stream, variant, args)
-        if not len(result.targets):
-            raise DataError(
-                f"{args.data}: no window to score: every pass is shorter than past + future = {model.past + model.future} "
-                "samples"
+        if variant == args.adapt and resumed:
+            adapter = OnlineAdapter.load(args.state, model)
+            print(
+                f"resuming the adapter in {args.state} ({adapter.passes_ended} passes learned): its saved "
+                "settings are used, not --adapt and the learning options"
             )
+        else:
+            adapter = new_adapter(model, variant, args)
+        result = replay(adapter, stream, args)
         print("\n".join(summary_lines(variant, result)))
         records.append(record(variant, result))
+        if variant == args.adapt and args.state is not None:
+            adapter.save(args.state)
+            print(f"saved the adapter to {args.state} ({adapter.passes_ended} passes learned)")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {
@@ -221,6 +254,6 @@ def online_command(argv: list[str]) -> int:
             "scenarios": scenarios,
             "variants": records,
         }
-        args.json.write_text(json.dumps(payload, indent=1))
+        atomic_write_text(args.json, json.dumps(payload, indent=1) + "\n")
         print(f"wrote {args.json}")
     return 0
