@@ -40,7 +40,9 @@ def calibration_module() -> ModuleType:
     return module
 
 
-def traced_recording(cal: ModuleType, scene: str, sequences: int, seed: int, tx_dbm: float) -> tuple[object, float]:
+def traced_recording(
+    cal: ModuleType, scene: str, sequences: int, seed: int, tx_dbm: float
+) -> tuple[object, float]:
     with tempfile.TemporaryDirectory() as tmp:
         args = engine_parser().parse_args(
             ["--out", tmp, "--scene", scene, "--sequences", str(sequences), "--seed", str(seed),
@@ -58,7 +60,9 @@ def main() -> None:
     p.add_argument("--scene", action="append", help="repeatable (default simple_street_canyon)")
     p.add_argument("--sequences", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tx-power-dbm", type=float, action="append", help=f"repeatable (default {TEMPLATE.tx_power_dbm:g})")
+    p.add_argument(
+        "--tx-power-dbm", type=float, action="append", help=f"repeatable (default {TEMPLATE.tx_power_dbm:g})"
+    )
     p.add_argument("--markdown", type=Path)
     args = p.parse_args()
     cal = calibration_module()
@@ -83,7 +87,9 @@ def main() -> None:
             row = cal.compare({key: real[key]}, {key: stats[key]})[0]
             mark = "ok" if row[4] else "off"
             cells.append(f"{row[2]} ({row[3]}, {mark})")
-        lines.append(f"| {key} | {cal.compare({key: real[key]}, {key: real[key]})[0][1]} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {key} | {cal.compare({key: real[key]}, {key: real[key]})[0][1]} | " + " | ".join(cells) + " |"
+        )
     bins = ", ".join(f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi in cal.CHANGE_BINS)
     scenes = " ".join(f"--scene {scene}" for scene in args.scene or ["simple_street_canyon"])
     scenes += "".join(f" --tx-power-dbm {tx:g}" for tx in args.tx_power_dbm or [])

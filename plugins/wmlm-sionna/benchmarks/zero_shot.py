@@ -56,7 +56,9 @@ def site_key(name: str, args: argparse.Namespace) -> str:
     return key if args.tx_power_dbm == TEMPLATE.tx_power_dbm else f"{key}/tx{args.tx_power_dbm:g}"
 
 
-def ray_traced_sites(root: Path, scenes: list[str], seeds: list[int], args: argparse.Namespace, progress: Progress) -> list[str]:
+def ray_traced_sites(
+    root: Path, scenes: list[str], seeds: list[int], args: argparse.Namespace, progress: Progress
+) -> list[str]:
     """Trace (or resume) one site per scene (a built-in name or a Mitsuba .xml file) and seed under ``root``;
     their folder names."""
     names = []
@@ -109,9 +111,19 @@ def run(args: argparse.Namespace) -> dict:
     traced = ray_traced_sites(workdir / "raytraced", scenes, seeds, args, progress)
     sources = args.sources.split(",")
     needs_builtin = "built-in" in sources or "both" in sources
-    builtin = builtin_sites(workdir / "builtin", len(traced), args.sequences, args.workers) if needs_builtin else []
-    both = link_both(workdir / "both", {workdir / "raytraced": traced, workdir / "builtin": builtin}) if "both" in sources else []
-    roots = {"ray-traced": (workdir / "raytraced", traced), "built-in": (workdir / "builtin", builtin), "both": (workdir / "both", both)}
+    builtin = (
+        builtin_sites(workdir / "builtin", len(traced), args.sequences, args.workers) if needs_builtin else []
+    )
+    both = (
+        link_both(workdir / "both", {workdir / "raytraced": traced, workdir / "builtin": builtin})
+        if "both" in sources
+        else []
+    )
+    roots = {
+        "ray-traced": (workdir / "raytraced", traced),
+        "built-in": (workdir / "builtin", builtin),
+        "both": (workdir / "both", both),
+    }
     real = [p.name for p in find_scenarios(args.real_root)]
     smoke = SMOKE_ARGS if args.smoke else []
     results: dict[str, dict] = {}
@@ -126,7 +138,11 @@ def run(args: argparse.Namespace) -> dict:
             if done is None:
                 t0 = time.perf_counter()
                 out = workdir / "runs" / source / f"seed{seed}"
-                run_args = [*pretrain_args(args.preset, args.steps, args.smoke), "--seed_everything", str(seed)]
+                run_args = [
+                    *pretrain_args(args.preset, args.steps, args.smoke),
+                    "--seed_everything",
+                    str(seed),
+                ]
                 ckpt = train(WMLM_CONFIG, root, out, run_args, log, names)
                 done = {"scores": test_real(ckpt, args.real_root, real, out / "test", smoke, log),
                         "seconds": time.perf_counter() - t0}  # fmt: skip
@@ -136,7 +152,12 @@ def run(args: argparse.Namespace) -> dict:
         # per scenario, the mean over training seeds
         scores = {s: mean_scores([r["scores"][s] for r in runs.values()]) for s in real}
         per_seed = {seed: summary(r["scores"]) for seed, r in runs.items()}
-        results[source] = {"scores": scores, "per_seed": per_seed, "sites": len(names), "samples": samples(root, names)}
+        results[source] = {
+            "scores": scores,
+            "per_seed": per_seed,
+            "sites": len(names),
+            "samples": samples(root, names),
+        }
     report = {
         "date": str(datetime.date.today()),
         "machine": machine(),
@@ -177,7 +198,9 @@ def write(report: dict, out: Path) -> None:
         cells = []
         for metric in ("top1", "top3"):
             values = np.array([v[metric] for v in r["per_seed"].values()])
-            cells.append(f"{values.mean():.3f} ± {values.std():.3f}" if len(values) > 1 else f"{values[0]:.3f}")
+            cells.append(
+                f"{values.mean():.3f} ± {values.std():.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+            )
         lines.append(f"| {source} | {r['sites']} | {r['samples']} | {cells[0]} | {cells[1]} |")
     for name, (top1, top3) in REFERENCE.items():
         lines.append(f"| *{name}* | | | *{top1:.3f}* | *{top3:.3f}* |")
@@ -186,7 +209,9 @@ def write(report: dict, out: Path) -> None:
               "|---|" + "---|" * len(report["results"])]  # fmt: skip
     for scenario in scenarios:
         cells = [
-            "{:.3f} / {:.3f}".format(*(summary({scenario: r["scores"][scenario]})[k] for k in ("top1", "top3")))
+            "{:.3f} / {:.3f}".format(
+                *(summary({scenario: r["scores"][scenario]})[k] for k in ("top1", "top3"))
+            )
             for r in report["results"].values()
         ]
         lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
@@ -202,7 +227,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seeds", default="0,1", help="comma-separated site seeds per scene")
     p.add_argument("--sequences", type=int, default=24, help="vehicle passes per site")
     p.add_argument("--max-depth", type=int, default=2, help="reflections per traced path")
-    p.add_argument("--tx-power-dbm", type=float, default=TEMPLATE.tx_power_dbm, help="transmit power of the traced sites")
+    p.add_argument(
+        "--tx-power-dbm", type=float, default=TEMPLATE.tx_power_dbm, help="transmit power of the traced sites"
+    )
     p.add_argument("--sources", default=",".join(SOURCES), help=f"which of {', '.join(SOURCES)} to train on")
     p.add_argument("--preset", default="tiny", help="model size")
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps of every training run")

@@ -29,7 +29,9 @@ def test_no_llvm_library_names_it_and_how_to_install(
 
 def test_too_old_llvm_is_refused_before_it_can_abort(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DRJIT_LIBLLVM_PATH", "/usr/lib/libLLVM-15.so")
-    with pytest.raises(DataError, match=r"found libLLVM 15\.0\.6 \(DRJIT_LIBLLVM_PATH=/usr/lib/libLLVM-15.so\)"):
+    with pytest.raises(
+        DataError, match=r"found libLLVM 15\.0\.6 \(DRJIT_LIBLLVM_PATH=/usr/lib/libLLVM-15.so\)"
+    ):
         check_backend(LlvmStatus(llvm=True, version=(15, 0, 6), cuda=False))
 
 

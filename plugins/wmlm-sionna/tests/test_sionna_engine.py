@@ -34,7 +34,18 @@ def test_peak_beam_follows_the_line_of_sight_in_an_open_scene(tmp_path: Path) ->
     require_tracing()
     scene = open_scene(tmp_path / "scene")
     args = parser().parse_args(
-        ["--out", str(tmp_path), "--scene", str(scene), "--bs-position", "0,-10,5", "--sequences", "3", "--tx-power-dbm", "30"]
+        [
+            "--out",
+            str(tmp_path),
+            "--scene",
+            str(scene),
+            "--bs-position",
+            "0,-10,5",
+            "--sequences",
+            "3",
+            "--tx-power-dbm",
+            "30",
+        ]
     )
     sim = simulate(args).sim
     assert len(sim) > 20 and not sim.blocked.any()  # nothing to obstruct the line of sight
@@ -92,7 +103,10 @@ def test_wmlm_fit_reads_the_folder(street_folders: tuple[Path, Path], tmp_path: 
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--scene", "atlantis"], "--scene: unknown scene 'atlantis'; expected one of Sionna RT's built-in scenes"),
+        (
+            ["--scene", "atlantis"],
+            "--scene: unknown scene 'atlantis'; expected one of Sionna RT's built-in scenes",
+        ),
         (["--bs-position", "1,2"], "--bs-position: expected three numbers x,y,z in metres"),
         (["--origin", "north"], "--origin: expected latitude,longitude in degrees"),
         (["--tx-power-dbm", "nan"], "--tx-power-dbm: expected a finite number, got 'nan'"),
@@ -110,7 +124,18 @@ def test_bad_input_is_one_clear_message(
 def test_bs_position_far_from_every_street(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     require_tracing()
     code = main(
-        ["data", "synth", "--engine", "sionna", "--out", str(tmp_path), "--bs-position", "500,500,10", "--sequences", "1"]
+        [
+            "data",
+            "synth",
+            "--engine",
+            "sionna",
+            "--out",
+            str(tmp_path),
+            "--bs-position",
+            "500,500,10",
+            "--sequences",
+            "1",
+        ]
     )
     err = capsys.readouterr().err
     assert code == 2 and "--bs-position: 500,500,10 is more than 20 m from every street" in err

@@ -27,7 +27,9 @@ def test_car_mesh_is_a_closed_box_of_the_given_size(tmp_path: Path) -> None:
     vertices = np.array([[float(v) for v in line.split()[1:]] for line in lines if line.startswith("v ")])
     faces = [line for line in lines if line.startswith("f ")]
     assert vertices.shape == (8, 3) and len(faces) == 12
-    assert np.allclose(vertices.min(axis=0), [-2.0, -1.0, 0.0]) and np.allclose(vertices.max(axis=0), [2.0, 1.0, 1.5])
+    assert np.allclose(vertices.min(axis=0), [-2.0, -1.0, 0.0]) and np.allclose(
+        vertices.max(axis=0), [2.0, 1.0, 1.5]
+    )
 
 
 def test_camera_frames_show_the_car_moving_along_the_road(tmp_path: Path) -> None:
@@ -73,7 +75,10 @@ def test_camera_frames_go_into_the_array_store_as_the_image_field(tmp_path: Path
     require_tracing()
     scene = open_scene(tmp_path / "scene")
     assert main(_open_args(tmp_path / "text", scene, "--camera", "--camera-spp", "2")) == 0
-    assert main(_open_args(tmp_path / "arrays", scene, "--camera", "--camera-spp", "2", "--format", "arrays")) == 0
+    assert (
+        main(_open_args(tmp_path / "arrays", scene, "--camera", "--camera-spp", "2", "--format", "arrays"))
+        == 0
+    )
     text = load_scenario(tmp_path / "text" / "site", ["image"]).fields["image"]
     store = read_store(tmp_path / "arrays" / "site", ["image"]).fields["image"]
     assert store.shape == text.shape == (len(text), 3, 64, 64) and store.dtype == np.uint8

@@ -27,7 +27,21 @@ def load_script() -> ModuleType:
 def test_zero_shot_benchmark_trains_each_source_tests_on_real_and_resumes(tmp_path: Path) -> None:
     require_tracing()
     # the "real" development scenarios: two folders of the built-in simulator in the DeepSense layout
-    assert main(["data", "synth", "--scenarios", "suburban,night", "--sequences", "3", "--out", str(tmp_path / "real")]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "synth",
+                "--scenarios",
+                "suburban,night",
+                "--sequences",
+                "3",
+                "--out",
+                str(tmp_path / "real"),
+            ]
+        )
+        == 0
+    )
     scene = open_scene(tmp_path / "scene")
     argv = ["--real-root", str(tmp_path / "real"), "--scenes", str(scene), "--seeds", "0", "--sequences", "2",
             "--train-seeds", "0,1", "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--smoke"]  # fmt: skip

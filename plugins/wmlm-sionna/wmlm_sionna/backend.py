@@ -50,7 +50,9 @@ def check_backend(status: LlvmStatus) -> None:
     if status.cuda:
         return  # Sionna RT uses the CUDA variant on a GPU machine and needs no libLLVM
     where = os.environ.get("DRJIT_LIBLLVM_PATH")
-    searched = f"DRJIT_LIBLLVM_PATH={where}" if where else "the system library path (DRJIT_LIBLLVM_PATH unset)"
+    searched = (
+        f"DRJIT_LIBLLVM_PATH={where}" if where else "the system library path (DRJIT_LIBLLVM_PATH unset)"
+    )
     if not status.llvm or status.version is None:
         raise DataError(
             f"the sionna data engine needs the LLVM shared library libLLVM for drjit's CPU back end, and none "
@@ -70,5 +72,7 @@ def load_sionna() -> ModuleType:
     try:
         import sionna.rt as rt
     except ImportError as error:
-        raise DataError(f"the sionna data engine could not import sionna.rt ({error}): {INSTALL_HINT}") from None
+        raise DataError(
+            f"the sionna data engine could not import sionna.rt ({error}): {INSTALL_HINT}"
+        ) from None
     return rt

@@ -71,7 +71,9 @@ class SceneCamera:
         mesh_folder: where the car's OBJ file is written.
     """
 
-    def __init__(self, rt: ModuleType, scene: Any, site: Site, config: SceneCameraConfig, mesh_folder: Path) -> None:
+    def __init__(
+        self, rt: ModuleType, scene: Any, site: Site, config: SceneCameraConfig, mesh_folder: Path
+    ) -> None:
         import drjit as dr
         import mitsuba as mi
         from sionna.rt.renderer import visual_scene_from_wireless_scene
@@ -88,7 +90,9 @@ class SceneCamera:
         camera = rt.Camera(position=_point(mi, site.bs_xyz), look_at=_point(mi, target))
         self._variant = "cuda_ad_rgb" if dr.backend_v(mi.Float) == dr.JitBackend.CUDA else "llvm_ad_rgb"
         with mi.util.scoped_set_variant(self._variant):
-            sensor = make_render_sensor(scene, camera=camera, resolution=(config.width_px, config.height_px), fov=config.hfov_deg)
+            sensor = make_render_sensor(
+                scene, camera=camera, resolution=(config.width_px, config.height_px), fov=config.hfov_deg
+            )
             self._visual = mi.load_dict(visual_scene_from_wireless_scene(scene, sensor=sensor))
             self._params = mi.traverse(self._visual)
             keys = [k for k in self._params.keys() if CAR_NAME in k and k.endswith("vertex_positions")]
@@ -99,7 +103,9 @@ class SceneCamera:
         # cars drive along the street: the box's length along the road axis, standing on the ground
         road = site.axes[0]
         yaw = np.arctan2(road[1], road[0])
-        rotation = np.array([[np.cos(yaw), -np.sin(yaw), 0.0], [np.sin(yaw), np.cos(yaw), 0.0], [0.0, 0.0, 1.0]])
+        rotation = np.array(
+            [[np.cos(yaw), -np.sin(yaw), 0.0], [np.sin(yaw), np.cos(yaw), 0.0], [0.0, 0.0, 1.0]]
+        )
         self._box = box @ rotation.T
         self._ground_m = site.ground_m
         self._previous = mi.variant()

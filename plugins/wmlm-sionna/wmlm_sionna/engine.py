@@ -100,7 +100,9 @@ def parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_SCENE})",
     )
     p.add_argument("--sequences", type=_positive, default=8, help="vehicle passes (default 8)")
-    p.add_argument("--seed", type=_non_negative, default=0, help="random seed; the same seed gives the same files")
+    p.add_argument(
+        "--seed", type=_non_negative, default=0, help="random seed; the same seed gives the same files"
+    )
     p.add_argument(
         "--bs-position",
         metavar="X,Y,Z",
@@ -133,7 +135,9 @@ def parser() -> argparse.ArgumentParser:
         help="also render a camera frame from the BS per sample (Mitsuba; CSV column unit1_rgb)",
     )
     p.add_argument(
-        "--camera-spp", type=_positive, default=SceneCameraConfig.spp,
+        "--camera-spp",
+        type=_positive,
+        default=SceneCameraConfig.spp,
         help=f"samples per pixel of the camera frames (default {SceneCameraConfig.spp})",
     )
     p.add_argument(
@@ -182,11 +186,15 @@ def simulate(args: argparse.Namespace) -> Traced:
     name = args.name or f"sionna_{Path(args.scene).stem}_s{args.seed}"
     site_rng = np.random.default_rng(np.random.SeedSequence([args.seed, 0]))
     site = make_site(streets, heights, origin, name, site_rng, bs_position, args.street)
-    site = dataclasses.replace(site, preset=dataclasses.replace(site.preset, tx_power_dbm=float(args.tx_power_dbm)))
+    site = dataclasses.replace(
+        site, preset=dataclasses.replace(site.preset, tx_power_dbm=float(args.tx_power_dbm))
+    )
     drives = [_drive(site, args.seed, k, heights) for k in range(1, args.sequences + 1)]
     drives = [d for d in drives if len(d["time_s"])]
     if not drives:
-        raise ConfigError(f"--bs-position: no pass of the street {site.street.describe()} is on drivable ground")
+        raise ConfigError(
+            f"--bs-position: no pass of the street {site.street.describe()} is on drivable ground"
+        )
     settings = SolverSettings(args.max_depth, args.samples_per_src, args.diffraction, args.batch)
     scene_xyz = np.concatenate([d["scene"] for d in drives])
     paths = trace_paths(rt, scene, site.bs_xyz, scene_xyz, settings)
@@ -197,7 +205,8 @@ def simulate(args: argparse.Namespace) -> Traced:
     powers = []
     for k, d in enumerate(drives):
         part = dataclasses.replace(
-            paths, **{f.name: getattr(paths, f.name)[bounds[k] : bounds[k + 1]] for f in dataclasses.fields(paths)}
+            paths,
+            **{f.name: getattr(paths, f.name)[bounds[k] : bounds[k + 1]] for f in dataclasses.fields(paths)},
         )
         powers.append(beam_power(site.preset, part, site.axes, d["noise_rng"]))
     power = np.concatenate(powers)
@@ -221,7 +230,9 @@ def simulate(args: argparse.Namespace) -> Traced:
         los_aod_deg=np.degrees(np.arcsin(delta[:, 0] / np.linalg.norm(delta, axis=1))),
         blocked=~paths.los,
         los_loss_db=np.where(paths.los, 0.0, np.inf),
-        target_box_enu=np.concatenate([position, np.broadcast_to(TARGET_SIZE_M, (n, 3)), heading[:, None]], axis=1),
+        target_box_enu=np.concatenate(
+            [position, np.broadcast_to(TARGET_SIZE_M, (n, 3)), heading[:, None]], axis=1
+        ),
         blocker_boxes_enu=np.zeros((n, 0, 6)),
         blocker_class=np.zeros((n, 0), dtype=np.int64),
         scenery=Scenery(np.zeros((0, 3)), np.zeros(0), np.zeros(0)),
@@ -257,7 +268,9 @@ def synth(argv: list[str]) -> int:
     traced = simulate(args)
     info, rendered_s = traced.info, 0.0
 
-    def write(sensors: tuple[str, ...] = (), camera_frames: Callable[[int], np.ndarray] | None = None) -> None:
+    def write(
+        sensors: tuple[str, ...] = (), camera_frames: Callable[[int], np.ndarray] | None = None
+    ) -> None:
         if args.format == "arrays":
             write_store_folder(traced.sim, folder, overwrite=args.overwrite, simulator=info["simulator"],
                                sensors=sensors, camera_frames=camera_frames)  # fmt: skip

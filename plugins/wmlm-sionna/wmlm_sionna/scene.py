@@ -77,7 +77,9 @@ def _extrapolated_callback(itu_type: str, carrier_ghz: float) -> Any:
     import drjit as dr
 
     bands = _itu_bands(itu_type)
-    (_, (a, b, c, d)) = min(bands.items(), key=lambda kv: max(kv[0][0] - carrier_ghz, carrier_ghz - kv[0][1], 0))
+    (_, (a, b, c, d)) = min(
+        bands.items(), key=lambda kv: max(kv[0][0] - carrier_ghz, carrier_ghz - kv[0][1], 0)
+    )
 
     def callback(frequency_hz: Any) -> tuple[Any, Any]:
         f_ghz = frequency_hz / 1e9
@@ -148,7 +150,9 @@ def height_map(scene: Any) -> HeightMap:
     gx, gy = np.meshgrid(xs, ys, indexing="ij")
     top = float(high[2] + 10.0)
     rays = mi.Ray3f(
-        o=mi.Point3f(gx.ravel().astype(np.float32), gy.ravel().astype(np.float32), np.full(gx.size, top, np.float32)),
+        o=mi.Point3f(
+            gx.ravel().astype(np.float32), gy.ravel().astype(np.float32), np.full(gx.size, top, np.float32)
+        ),
         d=mi.Vector3f(0.0, 0.0, -1.0),
     )
     hit = scene.mi_scene.ray_intersect(rays)
@@ -240,7 +244,9 @@ def find_streets(heights: HeightMap) -> list[Street]:
     for axis in (0, 1):
         free = drivable if axis == 0 else drivable.T  # [along, across]
         walls = building if axis == 0 else building.T
-        origin_along, origin_across = (heights.x0_m, heights.y0_m) if axis == 0 else (heights.y0_m, heights.x0_m)
+        origin_along, origin_across = (
+            (heights.x0_m, heights.y0_m) if axis == 0 else (heights.y0_m, heights.x0_m)
+        )
         # a lane line at across-index j is clear where the cells j - half .. j + half are all drivable
         clear = np.ones_like(free)
         for shift in range(-half, half + 1):

@@ -115,12 +115,18 @@ def make_site(
     at least ``MIN_LANE_OFFSET_M`` across from it.
     """
     if not streets:
-        raise ConfigError("--scene: found no straight street to drive in this scene (see the README: Streets)")
+        raise ConfigError(
+            "--scene: found no straight street to drive in this scene (see the README: Streets)"
+        )
     if street_index is not None and not 1 <= street_index <= len(streets):
         listed = "; ".join(f"{k}: {s.describe()}" for k, s in enumerate(streets[:10], start=1))
         raise ConfigError(f"--street: expected 1..{len(streets)}, got {street_index}; streets: {listed}")
     if bs_position is not None:
-        chosen = streets[street_index - 1] if street_index else min(streets, key=lambda s: _distance(s, bs_position[:2]))
+        chosen = (
+            streets[street_index - 1]
+            if street_index
+            else min(streets, key=lambda s: _distance(s, bs_position[:2]))
+        )
         if _distance(chosen, bs_position[:2]) > MAX_BS_DISTANCE_M:
             raise ConfigError(
                 f"--bs-position: {','.join(f'{v:g}' for v in bs_position)} is more than {MAX_BS_DISTANCE_M:g} m "
@@ -130,10 +136,14 @@ def make_site(
         across = bs[1] if chosen.axis == 0 else bs[0]
         side = 1 if len(_lanes(chosen, across, 1)) >= len(_lanes(chosen, across, -1)) else -1
         if bs[2] - heights.ground_m <= 0.5:
-            raise ConfigError(f"--bs-position: z must be above the ground ({heights.ground_m:.2f} m), got {bs[2]:g}")
+            raise ConfigError(
+                f"--bs-position: z must be above the ground ({heights.ground_m:.2f} m), got {bs[2]:g}"
+            )
     else:
         # a street wide enough for a lane MIN_LANE_OFFSET_M across from a BS at its edge; the canyons first
-        wide = [s for s in streets if s.width_m >= BS_INSET_M + MIN_LANE_OFFSET_M + LANE_WIDTH_M / 2 + PAVEMENT_M]
+        wide = [
+            s for s in streets if s.width_m >= BS_INSET_M + MIN_LANE_OFFSET_M + LANE_WIDTH_M / 2 + PAVEMENT_M
+        ]
         if street_index is None and not wide:
             raise ConfigError(
                 f"--scene: no street of the scene is wide enough for a lane {MIN_LANE_OFFSET_M:g} m across from "
@@ -145,7 +155,11 @@ def make_site(
         side = 1 if rng.random() < 0.5 else -1  # the lanes' side: the BS stands at the opposite edge
         across = chosen.low_m + BS_INSET_M if side > 0 else chosen.high_m - BS_INSET_M
         margin = min(40.0, chosen.length_m / 2)
-        along = float(rng.uniform(chosen.start_m + margin, chosen.end_m - margin)) if margin < chosen.length_m / 2 else (chosen.start_m + chosen.end_m) / 2
+        along = (
+            float(rng.uniform(chosen.start_m + margin, chosen.end_m - margin))
+            if margin < chosen.length_m / 2
+            else (chosen.start_m + chosen.end_m) / 2
+        )
         height = float(rng.uniform(*BS_HEIGHT_RANGE_M))
         xy = (along, across) if chosen.axis == 0 else (across, along)
         bs = np.array([xy[0], xy[1], heights.ground_m + height])

@@ -100,9 +100,7 @@ def _solve(rt: ModuleType, scene: Any, ue_xyz: np.ndarray, settings: SolverSetti
     # a fixed path order (by delay, then strength): the same paths give the same sums, bit for bit
     order = np.lexsort((-np.abs(gain), np.where(valid, delay, np.inf)), axis=1)
     pick = np.take_along_axis
-    return TracedPaths(
-        pick(gain, order, 1), pick(delay, order, 1), pick(direction, order[..., None], 1), los
-    )
+    return TracedPaths(pick(gain, order, 1), pick(delay, order, 1), pick(direction, order[..., None], 1), los)
 
 
 def trace_paths(
@@ -150,7 +148,9 @@ def beam_power(
     seen = paths.direction @ np.asarray(array_axes, dtype=np.float64).T  # [N, P, 3] in the array's frame
     beam_gain = array_factor(seen[..., 0]) * element_gain(seen)[..., None]  # [N, P, 64]
     length_m = paths.delay_s * SPEED_OF_LIGHT_MPS
-    amplitude = np.sqrt(10 ** (preset.tx_power_dbm / 10)) * 10 ** (-preset.oxygen_db_per_km * length_m / 1000 / 20)
+    amplitude = np.sqrt(10 ** (preset.tx_power_dbm / 10)) * 10 ** (
+        -preset.oxygen_db_per_km * length_m / 1000 / 20
+    )
     per_beam = (paths.gain * amplitude)[..., None] * beam_gain  # [N, P, 64] sqrt(mW) per path and beam
     # mean power over a flat band of width B: paths add with weight sinc(B * delay difference)
     coherence = np.sinc(preset.bandwidth_hz * (paths.delay_s[:, :, None] - paths.delay_s[:, None, :]))
