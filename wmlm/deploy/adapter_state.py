@@ -28,8 +28,11 @@ from wmlm.errors import CheckpointError, ConfigError
 from wmlm.outputs import atomic_write, atomic_write_text, marker_verb, prepare_output_dir, write_marker
 
 if TYPE_CHECKING:
-    from wmlm.deploy.online import OnlineAdapter
     from wmlm.model.wmlm import WMLM
+
+# an ``OnlineAdapter`` (``wmlm.deploy.online``, which imports this module: named here only by its role,
+# so that the two do not import each other)
+OnlineAdapter = Any
 
 STATE_VERSION = 1
 TENSORS_FILE = "adapter.safetensors"
@@ -70,14 +73,13 @@ def save_adapter(adapter: OnlineAdapter, folder: str | Path, overwrite: bool = T
     return folder
 
 
-def load_adapter(folder: str | Path, model: WMLM) -> OnlineAdapter:
-    """The adapter saved in ``folder`` by ``save_adapter``, rebuilt around ``model`` (the pretrained
-    ``WMLM`` it was created from, or any with the same parameter names and shapes: its weights are
-    replaced by the saved ones)."""
+def load_adapter(folder: str | Path, model: WMLM, adapter_class: type[OnlineAdapter]) -> OnlineAdapter:
+    """The adapter saved in ``folder`` by ``save_adapter``, rebuilt as ``adapter_class`` (``OnlineAdapter``,
+    which calls this from ``OnlineAdapter.load``; passed in so that this module does not import it) around
+    ``model`` (the pretrained ``WMLM`` it was created from, or any with the same parameter names and
+    shapes: its weights are replaced by the saved ones)."""
     from safetensors import SafetensorError
     from safetensors.torch import load as load_tensors
-
-    from wmlm.deploy.online import OnlineAdapter
 
     folder = Path(folder)
     settings = _read_settings(folder)
@@ -99,7 +101,7 @@ def load_adapter(folder: str | Path, model: WMLM) -> OnlineAdapter:
             f"e.g. {differing[0]!r} ({saved.get(differing[0])} saved, {shapes.get(differing[0])} in the model)"
         )
     options = settings["options"]
-    adapter = OnlineAdapter(model, **options)
+    adapter = adapter_class(model, **options)
     adapter.model.load_state_dict(
         {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     )

@@ -176,7 +176,7 @@ class OnlineAdapter:
         """The adapter ``save`` wrote to ``folder``, around ``model`` (the pretrained WMLM it started from)."""
         from wmlm.deploy.adapter_state import load_adapter
 
-        return load_adapter(folder, model)
+        return load_adapter(folder, model, cls)
 
     # ------------------------------------------------------------------------------------ serving
     def predict(self, sample: Sample) -> Prediction | None:
